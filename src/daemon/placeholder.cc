@@ -1,1 +1,1 @@
-// placeholder
+// placeholder: removed when the unit lands
