@@ -1,0 +1,86 @@
+// The daemon behind the API: state machine, runtime configuration, events and
+// the handler that answers every ApiRequest.
+//
+// This is nydusd's control plane. It does not own the socket (the API server
+// does) nor, yet, a filesystem service: requests that need one answer the
+// contract's "no service" errors (501 …(DaemonAbnormal(Unsupported))).
+//
+// Dispatch: handle() runs on the API server's I/O thread. Everything the
+// daemon can answer from memory (info, events, metrics, config, log level)
+// is answered inline; state transitions and filesystem work go to the
+// daemon's worker thread so a slow one never stalls the I/O thread.
+//
+// Thread-safety: all public methods may be called from any thread.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "nydus/api/payloads.h"
+#include "nydus/api/service.h"
+#include "nydus/daemon/events.h"
+#include "nydus/daemon/runtime_config.h"
+#include "nydus/daemon/state_machine.h"
+
+namespace nydus::daemon {
+
+struct DaemonOptions {
+  std::optional<std::string> id;          // --id
+  std::optional<std::string> supervisor;  // --supervisor
+  bool upgrade = false;                   // --upgrade: wait in INIT for takeover
+  api::BuildInfo build;                   // reported in daemon info
+};
+
+// The build information of this binary (also printed by `nydusd --version`).
+api::BuildInfo build_info();
+
+class Daemon : public api::ApiHandler {
+ public:
+  explicit Daemon(DaemonOptions options);
+  ~Daemon() override;  // stops the worker thread
+
+  // Start-up inputs of §5.3: normal mode fires Mount then Start (-> RUNNING);
+  // upgrade mode stays INIT. Errors: the failing transition's.
+  Result<void> start();
+
+  // Graceful shutdown for SIGTERM/SIGINT (§5.3): RUNNING -> Stop, Stop;
+  // STOPPED -> nothing; otherwise Stop.
+  void shutdown();
+
+  // `cb` runs (on the I/O thread, must not block) once an exit requested through
+  // PUT /api/v1/daemon/exit has been accepted and its 204 written.
+  void set_exit_handler(std::function<void()> cb);
+
+  void handle(api::ApiRequest request, api::ApiReply reply) override;
+
+  DaemonState state() const { return machine_.state(); }
+  EventRing& events() { return events_; }
+  RuntimeConfigStore& runtime_config() { return runtime_config_; }
+
+  class Worker;
+
+ private:
+  api::ApiResult daemon_info(bool v2) const;
+  api::ApiResult configure(const api::DaemonConf& conf);
+  api::ApiResult get_config(const api::GetConfig& r) const;
+  api::ApiResult update_config(const api::UpdateConfig& r);
+  api::ApiResult start_service();
+  api::ApiResult exit_daemon();
+  api::ApiResult takeover();
+  api::ApiResult send_fuse_fd();
+  api::ApiResult mount(const api::ApiMountCmd& cmd);
+  // True for requests answered on the worker thread.
+  static bool is_slow(const api::ApiRequest& r);
+  api::ApiResult execute(const api::ApiRequest& r);
+
+  const DaemonOptions options_;
+  StateMachine machine_;
+  EventRing events_;
+  RuntimeConfigStore runtime_config_;
+  std::function<void()> exit_handler_;  // set before the API starts
+  std::unique_ptr<Worker> worker_;
+};
+
+}  // namespace nydus::daemon

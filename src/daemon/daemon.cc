@@ -1,0 +1,246 @@
+// Daemon: the API handler and the control-plane transitions (§2, §5).
+#include "nydus/daemon/daemon.h"
+
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "nydus/api/body.h"
+#include "nydus/api/channel.h"
+#include "nydus/daemon/logging.h"
+
+namespace nydus::daemon {
+
+using api::ApiError;
+using api::ApiResponsePayload;
+using api::ApiResult;
+using api::DaemonError;
+using api::PayloadKind;
+
+// Runs slow requests one at a time, in arrival order, off the I/O thread.
+class Daemon::Worker {
+ public:
+  Worker() : thread_([this] { run(); }) {}
+  ~Worker() {
+    tasks_.close();
+    thread_.join();
+  }
+  void post(std::function<void()> task) {
+    if (!tasks_.send(std::move(task))) spdlog::warn("daemon worker stopped; request dropped");
+  }
+
+ private:
+  void run() {
+    while (auto task = tasks_.recv()) (*task)();
+  }
+  api::Channel<std::function<void()>> tasks_;
+  std::thread thread_;
+};
+
+namespace {
+
+tl::unexpected<ApiError> abnormal(DaemonError e) { return tl::unexpected(ApiError::daemon_abnormal(std::move(e))); }
+
+DaemonError from_transition(const Error& e) {
+  if (e.code() == ErrorCode::kUnexpectedEvent) return DaemonError::unexpected_event(e.message());
+  if (e.code() == ErrorCode::kUnsupported) return DaemonError::unsupported();
+  if (e.code() == ErrorCode::kNotReady) return DaemonError::not_ready();
+  return DaemonError::from(e);
+}
+
+ApiResult payload(PayloadKind kind, std::string json) { return ApiResponsePayload{kind, std::move(json)}; }
+
+constexpr std::string_view kFsTypes[] = {"rafs", "passthrough", "passthroughfs", "passthrough_fs"};
+
+}  // namespace
+
+Daemon::Daemon(DaemonOptions options)
+    : options_(std::move(options)),
+      machine_([this](StateInput input, DaemonState, DaemonState) -> Result<void> {
+        // Restore needs the supervisor's saved state; without one there is nothing to take over.
+        if (input == StateInput::kTakeover) {
+          if (!options_.supervisor) return fail(ErrorCode::kInternal, "MissingSupervisorPath");
+          return fail(ErrorCode::kUnsupported, "live upgrade is not supported by this daemon yet");
+        }
+        return {};
+      }),
+      worker_(std::make_unique<Worker>()) {}
+
+Daemon::~Daemon() { worker_.reset(); }
+
+Result<void> Daemon::start() {
+  if (options_.upgrade) return {};  // wait in INIT for takeover
+  if (auto r = machine_.fire(StateInput::kMount); !r) return tl::unexpected(r.error());
+  if (auto r = machine_.fire(StateInput::kStart); !r) return tl::unexpected(r.error());
+  return {};
+}
+
+void Daemon::shutdown() {
+  DaemonState s = machine_.state();
+  if (s == DaemonState::kStopped) return;
+  if (s == DaemonState::kRunning) (void)machine_.fire(StateInput::kStop);
+  if (auto r = machine_.fire(StateInput::kStop); !r) spdlog::warn("shutdown: {}", r.error().message());
+}
+
+void Daemon::set_exit_handler(std::function<void()> cb) { exit_handler_ = std::move(cb); }
+
+bool Daemon::is_slow(const api::ApiRequest& r) {
+  return std::holds_alternative<api::Start>(r) || std::holds_alternative<api::TakeoverFuseFd>(r) ||
+         std::holds_alternative<api::SendFuseFd>(r) || std::holds_alternative<api::Mount>(r) ||
+         std::holds_alternative<api::Remount>(r) || std::holds_alternative<api::Umount>(r) ||
+         std::holds_alternative<api::CreateBlobObject>(r) || std::holds_alternative<api::DeleteBlobObject>(r) ||
+         std::holds_alternative<api::DeleteBlobFile>(r);
+}
+
+void Daemon::handle(api::ApiRequest request, api::ApiReply reply) {
+  spdlog::debug("api request {}", api::request_name(request));
+  if (std::holds_alternative<api::Exit>(request)) {
+    // Exit answers at once and acts only after its 204 has left (§10 #17).
+    ApiResult r = exit_daemon();
+    std::function<void()> after;
+    if (r && exit_handler_) after = exit_handler_;
+    reply(std::move(r), std::move(after));
+    return;
+  }
+  if (!is_slow(request)) {
+    reply(execute(request), {});
+    return;
+  }
+  worker_->post([this, request = std::move(request), reply = std::move(reply)]() { reply(execute(request), {}); });
+}
+
+ApiResult Daemon::execute(const api::ApiRequest& request) {
+  return std::visit(
+      [this](const auto& r) -> ApiResult {
+        using T = std::decay_t<decltype(r)>;
+        if constexpr (std::is_same_v<T, api::GetDaemonInfo>) {
+          return daemon_info(false);
+        } else if constexpr (std::is_same_v<T, api::GetDaemonInfoV2>) {
+          return daemon_info(true);
+        } else if constexpr (std::is_same_v<T, api::ConfigureDaemon>) {
+          return configure(r.conf);
+        } else if constexpr (std::is_same_v<T, api::GetEvents>) {
+          return payload(PayloadKind::kEvents, api::to_json(events_.snapshot()));
+        } else if constexpr (std::is_same_v<T, api::ExportFsBackendInfo>) {
+          return abnormal(DaemonError::unsupported());
+        } else if constexpr (std::is_same_v<T, api::Start>) {
+          return start_service();
+        } else if constexpr (std::is_same_v<T, api::Exit>) {
+          return exit_daemon();
+        } else if constexpr (std::is_same_v<T, api::SendFuseFd>) {
+          return send_fuse_fd();
+        } else if constexpr (std::is_same_v<T, api::TakeoverFuseFd>) {
+          return takeover();
+        } else if constexpr (std::is_same_v<T, api::Mount> || std::is_same_v<T, api::Remount>) {
+          return mount(r.cmd);
+        } else if constexpr (std::is_same_v<T, api::Umount>) {
+          return abnormal(DaemonError::unsupported());
+        } else if constexpr (std::is_same_v<T, api::ExportFsGlobalMetrics> ||
+                             std::is_same_v<T, api::ExportFsFilesMetrics> ||
+                             std::is_same_v<T, api::ExportFsAccessPatterns> ||
+                             std::is_same_v<T, api::ExportBackendMetrics> ||
+                             std::is_same_v<T, api::ExportBlobcacheMetrics>) {
+          // No filesystem instance is registered, so no id (or the lack of one) matches.
+          return tl::unexpected(ApiError::no_counter());
+        } else if constexpr (std::is_same_v<T, api::ExportFsInflightMetrics>) {
+          return abnormal(DaemonError::unsupported());
+        } else if constexpr (std::is_same_v<T, api::GetConfig>) {
+          return get_config(r);
+        } else if constexpr (std::is_same_v<T, api::UpdateConfig>) {
+          return update_config(r);
+        } else if constexpr (std::is_same_v<T, api::GetBlobObject> || std::is_same_v<T, api::CreateBlobObject> ||
+                             std::is_same_v<T, api::DeleteBlobObject>) {
+          // Blob-cache objects belong to a singleton (fscache) daemon.
+          return abnormal(DaemonError::unsupported());
+        } else if constexpr (std::is_same_v<T, api::DeleteBlobFile>) {
+          return ApiResponsePayload::empty();  // a fusedev daemon has no cached blob files to cull
+        } else {
+          return tl::unexpected(ApiError::payload_type());
+        }
+      },
+      request);
+}
+
+ApiResult Daemon::daemon_info(bool v2) const {
+  api::DaemonInfo info;
+  info.version = options_.build;
+  info.id = options_.id;
+  info.supervisor = options_.supervisor;
+  info.state = std::string(to_string(machine_.state()));
+  if (!v2) info.backend_collection = nlohmann::ordered_json::object();
+  return payload(PayloadKind::kDaemonInfo, api::to_json(info));
+}
+
+ApiResult Daemon::configure(const api::DaemonConf& conf) {
+  auto level = parse_log_level(conf.log_level, true);
+  if (!level) {
+    spdlog::warn("invalid log level '{}'", conf.log_level);
+    return tl::unexpected(ApiError::payload_type(ErrorCode::kInvalidArgument));
+  }
+  set_log_level(*level);
+  spdlog::info("log level set to {}", conf.log_level);
+  return ApiResponsePayload::empty();
+}
+
+ApiResult Daemon::get_config(const api::GetConfig& r) const {
+  return payload(PayloadKind::kConfig, api::to_json(runtime_config_.get(r.id)));
+}
+
+ApiResult Daemon::update_config(const api::UpdateConfig& r) {
+  if (auto res = runtime_config_.update(r.id, r.values); !res) {
+    spdlog::warn("config update refused: {}", res.error().message());
+    return tl::unexpected(ApiError::payload_type(ErrorCode::kInvalidArgument));
+  }
+  return ApiResponsePayload::empty();
+}
+
+ApiResult Daemon::start_service() {
+  if (auto r = machine_.fire(StateInput::kStart); !r) return abnormal(from_transition(r.error()));
+  return ApiResponsePayload::empty();
+}
+
+ApiResult Daemon::exit_daemon() {
+  // §5.3: STOPPED -> nothing; INIT -> Stop; RUNNING -> Stop, Exit; otherwise Exit.
+  DaemonState s = machine_.state();
+  Result<DaemonState> r = s;
+  if (s == DaemonState::kInit) {
+    r = machine_.fire(StateInput::kStop);
+  } else if (s == DaemonState::kRunning) {
+    r = machine_.fire(StateInput::kStop);
+    if (r) r = machine_.fire(StateInput::kExit);
+  } else if (s != DaemonState::kStopped) {
+    r = machine_.fire(StateInput::kExit);
+  }
+  if (!r) return abnormal(from_transition(r.error()));
+  return ApiResponsePayload::empty();
+}
+
+ApiResult Daemon::takeover() {
+  auto r = machine_.fire(StateInput::kTakeover);
+  if (!r) {
+    const Error& e = r.error();
+    if (e.code() == ErrorCode::kUnexpectedEvent || e.code() == ErrorCode::kUnsupported) {
+      return abnormal(from_transition(e));
+    }
+    return abnormal(DaemonError::upgrade_manager(e.message()));
+  }
+  return ApiResponsePayload::empty();
+}
+
+ApiResult Daemon::send_fuse_fd() {
+  // Without a FUSE session there is no connection to hand over (HEAD: 503 NotReady).
+  return abnormal(DaemonError::not_ready());
+}
+
+ApiResult Daemon::mount(const api::ApiMountCmd& cmd) {
+  bool known = false;
+  for (auto t : kFsTypes) known = known || cmd.fs_type == t;
+  if (!known) {
+    return tl::unexpected(ApiError::mount(DaemonError::other(
+        ErrorCode::kInvalidArgument,
+        "invalid argument `only 'rafs' and 'passthrough_fs' are supported, but " + cmd.fs_type + " was specified`")));
+  }
+  return abnormal(DaemonError::unsupported());
+}
+
+}  // namespace nydus::daemon

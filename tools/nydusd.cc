@@ -1,0 +1,210 @@
+// nydusd: the Nydus image service daemon.
+//
+// Start-up reads as a list of passes (contract §1.1, §5.3, §9):
+//   1. parse the upstream-compatible command line (or print --version);
+//   2. set up logging and the open-file limit;
+//   3. block SIGINT/SIGTERM in every thread; they are read from a signalfd by
+//      the main loop, so no work ever runs in signal context (§10 #16);
+//   4. create the daemon and run its start-up transitions (RUNNING, or INIT
+//      with --upgrade);
+//   5. only then bind the API socket (§1.1), refusing to replace a live
+//      daemon's socket or a non-socket file;
+//   6. wait for a signal (graceful shutdown) or an accepted PUT /daemon/exit
+//      (whose 204 has already been written);
+//   7. stop the API server, which removes the socket if it is still ours.
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "nydus/api/service.h"
+#include "nydus/daemon/daemon.h"
+#include "nydus/daemon/logging.h"
+
+namespace {
+
+struct Flags {
+  std::string apisock;
+  std::string id;
+  std::string supervisor;
+  std::string log_level = "info";
+  std::string log_file;
+  std::uint64_t log_rotation_size = 0;
+  std::uint64_t rlimit_nofile = 1000000;
+  bool upgrade = false;
+  std::string mountpoint;
+  std::string config;
+  std::string bootstrap;
+  std::string localfs_dir;
+  std::string shared_dir;
+  std::string prefetch_files;
+  std::string virtual_mountpoint = "/";
+  std::string failover_policy = "resend";
+  unsigned thread_num = 4;
+  bool writable = false;
+  bool version = false;
+};
+
+void add_flags(CLI::App& app, Flags& f) {
+  app.add_option("-A,--apisock", f.apisock, "Unix socket path of the management API");
+  auto* id = app.add_option("--id", f.id, "Daemon id, reported in daemon info (requires --supervisor)");
+  auto* sup = app.add_option("--supervisor", f.supervisor, "Supervisor socket for live upgrade (requires --id)");
+  id->needs(sup);
+  sup->needs(id);
+  app.add_option("-l,--log-level", f.log_level, "trace|debug|info|warn|error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}, CLI::ignore_case));
+  app.add_option("-L,--log-file", f.log_file, "Log to this file instead of stderr");
+  app.add_option("--log-rotation-size", f.log_rotation_size, "Log rotation size in MiB (0: never)");
+  app.add_option("--rlimit-nofile", f.rlimit_nofile, "Open-file limit to set (0: unchanged)");
+  app.add_flag("--upgrade", f.upgrade, "Start in upgrade mode: wait in INIT for takeover");
+  app.add_option("-M,--mountpoint", f.mountpoint, "FUSE mount point");
+  auto* cfg = app.add_option("-C,--config", f.config, "Filesystem configuration file (JSON or TOML)");
+  auto* boot = app.add_option("-B,--bootstrap", f.bootstrap, "RAFS bootstrap to mount at the virtual mountpoint");
+  auto* localfs = app.add_option("-D,--localfs-dir", f.localfs_dir, "Blob directory for a localfs backend");
+  auto* shared = app.add_option("-s,--shared-dir", f.shared_dir, "Directory to serve through passthrough_fs");
+  auto* prefetch = app.add_option("--prefetch-files", f.prefetch_files, "File listing paths to prefetch");
+  boot->excludes(shared);
+  localfs->excludes(cfg);
+  prefetch->needs(boot);
+  app.add_option("-m,--virtual-mountpoint", f.virtual_mountpoint, "Path inside the FUSE root for --bootstrap");
+  app.add_option("--failover-policy", f.failover_policy, "none|resend|flush")
+      ->check(CLI::IsMember({"none", "resend", "flush"}));
+  app.add_option("--thread-num,--fuse-threads", f.thread_num, "FUSE worker threads")->check(CLI::Range(1, 1024));
+  app.add_flag("--writable", f.writable, "Accepted for compatibility; the service is read-only");
+}
+
+void print_version(const nydus::api::BuildInfo& b) {
+  // Upstream's exact layout: nydus-snapshotter reads `Git Commit:\s*(.+)`.
+  std::printf("nydusd \rVersion: \t%s\nGit Commit: \t%s\nBuild Time: \t%s\nProfile: \t%s\nRustc: \t\t%s\n",
+              b.package_ver.c_str(), b.git_commit.c_str(), b.build_time.c_str(), b.profile.c_str(), b.rustc.c_str());
+}
+
+void raise_nofile(std::uint64_t want) {
+  if (want == 0) return;
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return;
+  rlim_t target = std::min<rlim_t>(want, lim.rlim_max);
+  if (target > lim.rlim_cur) {
+    lim.rlim_cur = target;
+    if (setrlimit(RLIMIT_NOFILE, &lim) != 0) spdlog::warn("cannot raise the open-file limit to {}", target);
+  }
+}
+
+enum class Wake { kSignal, kExitRequested };
+
+// Waits until SIGINT/SIGTERM arrives on `sigfd` or `exitfd` is written.
+Wake wait_for_stop(int sigfd, int exitfd) {
+  pollfd fds[2] = {{sigfd, POLLIN, 0}, {exitfd, POLLIN, 0}};
+  for (;;) {
+    if (poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      spdlog::error("poll: {}", std::strerror(errno));
+      return Wake::kSignal;
+    }
+    if (fds[0].revents & POLLIN) {
+      signalfd_siginfo si{};
+      if (read(sigfd, &si, sizeof(si)) == sizeof(si)) spdlog::info("received signal {}, shutting down", si.ssi_signo);
+      return Wake::kSignal;
+    }
+    if (fds[1].revents & POLLIN) return Wake::kExitRequested;
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  namespace daemon = nydus::daemon;
+  Flags flags;
+  CLI::App app{"nydusd: the Nydus image service daemon (management API over a Unix socket)", "nydusd"};
+  add_flags(app, flags);
+  app.add_flag("-V,--version", flags.version, "Print version information and exit");
+  // `nydusd fuse …` is the same as `nydusd …`.
+  auto* fuse = app.add_subcommand("fuse", "Serve over FUSE (the default)");
+  fuse->fallthrough();
+  app.require_subcommand(0, 1);
+  CLI11_PARSE(app, argc, argv);
+
+  const nydus::api::BuildInfo build = daemon::build_info();
+  if (flags.version) {
+    print_version(build);
+    return 0;
+  }
+
+  auto level = daemon::parse_log_level(flags.log_level, false);
+  if (auto r = daemon::setup_logging(level.value_or(spdlog::level::info), flags.log_file); !r) {
+    std::cerr << "nydusd: " << r.error().message() << "\n";
+    return 1;
+  }
+  raise_nofile(flags.rlimit_nofile);
+  signal(SIGPIPE, SIG_IGN);  // a client vanishing mid-reply must never kill the daemon
+
+  if (!flags.bootstrap.empty() || !flags.shared_dir.empty() || !flags.localfs_dir.empty()) {
+    spdlog::error("serving filesystems (--bootstrap, --shared-dir, --localfs-dir) is not available in this build yet");
+    return 1;
+  }
+  if (!flags.mountpoint.empty()) {
+    spdlog::warn("FUSE serving is not available in this build yet; {} is not mounted, running the API only",
+                 flags.mountpoint);
+  }
+
+  // Signals are consumed from a signalfd by the main loop; block them before any thread starts.
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &mask, nullptr);
+  int sigfd = signalfd(-1, &mask, SFD_CLOEXEC);
+  int exitfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (sigfd < 0 || exitfd < 0) {
+    spdlog::error("cannot create signal/event descriptors: {}", std::strerror(errno));
+    return 1;
+  }
+
+  daemon::DaemonOptions options;
+  if (!flags.id.empty()) options.id = flags.id;
+  if (!flags.supervisor.empty()) options.supervisor = flags.supervisor;
+  options.upgrade = flags.upgrade;
+  options.build = build;
+  daemon::Daemon d(options);
+  d.set_exit_handler([exitfd] {
+    std::uint64_t one = 1;
+    [[maybe_unused]] auto n = write(exitfd, &one, sizeof(one));
+  });
+  if (auto r = d.start(); !r) {
+    spdlog::error("start-up failed: {}", r.error().message());
+    return 1;
+  }
+
+  std::unique_ptr<nydus::api::HttpServer> server;
+  if (!flags.apisock.empty()) {
+    nydus::api::HttpServerOptions http;
+    http.socket_path = flags.apisock;
+    auto s = nydus::api::HttpServer::start(http, nydus::api::make_api_http_handler(d));
+    if (!s) {
+      spdlog::error("cannot start the API server: {}", s.error().message());
+      return 1;
+    }
+    server = std::move(*s);
+    spdlog::info("nydusd {} ({}) API listening on {}, state {}", build.package_ver, build.git_commit, flags.apisock,
+                 daemon::to_string(d.state()));
+  } else {
+    spdlog::info("nydusd {} running without an API socket, state {}", build.package_ver, daemon::to_string(d.state()));
+  }
+
+  Wake why = wait_for_stop(sigfd, exitfd);
+  if (why == Wake::kSignal) d.shutdown();
+  if (server) server->stop();
+  server.reset();
+  close(sigfd);
+  close(exitfd);
+  spdlog::info("nydusd exited");
+  return 0;
+}
