@@ -12,6 +12,13 @@ namespace nydus::api {
 
 HttpHandler make_api_http_handler(ApiHandler& handler) {
   return [&handler](HttpRequest req, HttpResponder respond_http) {
+    if (req.method == "HEAD") {
+      // No route accepts HEAD, and a HEAD response must not carry a body.
+      HttpResponse r = error_response(HttpError::bad_request());
+      r.body.clear();
+      respond_http(std::move(r));
+      return;
+    }
     auto routed = route(req);
     if (!routed) {
       respond_http(error_response(routed.error()));
