@@ -10,6 +10,7 @@
 // the end position of every value under its JSON pointer.
 #include "nydus/json.h"
 
+#include <cctype>
 #include <cinttypes>
 #include <iterator>
 #include <unordered_set>
@@ -87,26 +88,36 @@ class Builder : public nlohmann::json_sax<Value> {
   }
 
   bool parse_error(std::size_t pos, const std::string& last_token, const nlohmann::detail::exception& ex) override {
-    (void)last_token;
     std::string what = ex.what();
     std::string reason;
     bool in_object = !stack_.empty() && stack_.back().value.is_object();
     bool in_array = !stack_.empty() && stack_.back().value.is_array();
-    if (what.find("unexpected end of input") != std::string::npos ||
-        what.find("unexpected end of input; expected") != std::string::npos) {
+    if (what.find("unexpected end of input") != std::string::npos) {
       reason = in_object ? "EOF while parsing an object" : in_array ? "EOF while parsing a list" : "EOF while parsing a value";
     } else if (what.find("expected end of input") != std::string::npos) {
       reason = "trailing characters";
-    } else if (what.find("invalid literal") != std::string::npos) {
-      reason = "expected ident";
-    } else if (what.find("invalid string") != std::string::npos) {
-      reason = "invalid string: " + tail(what);
-    } else if (what.find("invalid number") != std::string::npos) {
-      reason = "invalid number";
+    } else if (closes_after_comma(what, last_token)) {
+      reason = "trailing comma";  // `{"a":1,}`: a close where a value or key was due
     } else if (in_object && what.find("object key") != std::string::npos) {
       reason = "key must be a string";
     } else if (in_object && what.find("object separator") != std::string::npos) {
       reason = "expected `:`";
+    } else if (what.find("invalid literal") != std::string::npos) {
+      // serde names a broken null/true/false an ident, anything else a missing value.
+      std::string word = broken_word(last_token);
+      char first = word.empty() ? '\0' : word.front();
+      bool prefix = !word.empty() && (std::string_view("null").starts_with(word) ||
+                                      std::string_view("true").starts_with(word) ||
+                                      std::string_view("false").starts_with(word));
+      if (pos >= text_.size() && prefix) {
+        reason = "EOF while parsing a value";
+      } else {
+        reason = (first == 'n' || first == 't' || first == 'f') ? "expected ident" : "expected value";
+      }
+    } else if (what.find("invalid string") != std::string::npos) {
+      reason = "invalid string: " + tail(what);
+    } else if (what.find("invalid number") != std::string::npos) {
+      reason = "invalid number";
     } else if (what.find("expected ']'") != std::string::npos || what.find("expected '}'") != std::string::npos) {
       reason = in_object ? "expected `,` or `}`" : "expected `,` or `]`";
     } else {
@@ -131,6 +142,23 @@ class Builder : public nlohmann::json_sax<Value> {
     std::string pending_key;
     std::size_t next_index = 0;
   };
+
+  // nlohmann's "last read" text ends with the broken literal: that word
+  // (its last character is the one that broke it, or the literal's own first).
+  static std::string broken_word(const std::string& last) {
+    if (last.empty()) return "";
+    std::size_t end = last.size() - 1;
+    std::size_t i = end;
+    while (i > 0 && std::isalpha(static_cast<unsigned char>(last[i - 1]))) --i;
+    return i < end ? last.substr(i) : last.substr(end);
+  }
+
+  static bool closes_after_comma(const std::string& what, const std::string& last) {
+    if (what.find("unexpected '}'") == std::string::npos && what.find("unexpected ']'") == std::string::npos) return false;
+    std::size_t i = last.size() > 0 ? last.size() - 1 : 0;  // skip the close itself
+    while (i > 0 && std::isspace(static_cast<unsigned char>(last[i - 1]))) --i;
+    return i > 0 && last[i - 1] == ',';
+  }
 
   static std::string tail(const std::string& what) {
     auto p = what.rfind(": ");

@@ -127,3 +127,29 @@ TEST(JsonTest, NestedDuplicatesAreRejected) {
 
 }  // namespace
 }  // namespace nydus::json
+
+namespace nydus::json {
+namespace {
+
+std::string reason_of(std::string_view text) {
+  auto doc = Document::parse(text);
+  EXPECT_FALSE(doc) << text;
+  return doc ? "" : doc.error().reason;
+}
+
+// serde's wording for the common syntax errors.
+TEST(JsonSyntaxTest, SerdeReasons) {
+  EXPECT_EQ(reason_of("x"), "expected value");
+  EXPECT_EQ(reason_of("nul"), "EOF while parsing a value");
+  EXPECT_EQ(reason_of("tru x"), "expected ident");
+  EXPECT_EQ(reason_of("{\"a\":1,}"), "trailing comma");
+  EXPECT_EQ(reason_of("[1,]"), "trailing comma");
+  EXPECT_EQ(reason_of("{version}"), "key must be a string");
+  EXPECT_EQ(reason_of("{\"a\" 1}"), "expected `:`");
+  EXPECT_EQ(reason_of("{\"a\":1"), "EOF while parsing an object");
+  EXPECT_EQ(reason_of("[1"), "EOF while parsing a list");
+  EXPECT_EQ(reason_of(""), "EOF while parsing a value");
+}
+
+}  // namespace
+}  // namespace nydus::json
