@@ -12,7 +12,7 @@ packages=(
   liblz4-dev libzstd-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-14 libclang-rt-14-dev llvm-14
-  curl python3 procps
+  curl python3 procps erofs-utils
 )
 
 if [ "$(id -u)" -ne 0 ]; then
