@@ -2,7 +2,7 @@
 //
 // Start-up reads as a list of passes (contract §1.1, §5.3, §9):
 //   1. parse the upstream-compatible command line (or print --version);
-//   2. set up logging and the open-file limit;
+//   2. set up logging and the open-file limit; check --config;
 //   3. block SIGINT/SIGTERM in every thread; they are read from a signalfd by
 //      the main loop, so no work ever runs in signal context (§10 #16);
 //   4. create the daemon and run its start-up transitions (RUNNING, or INIT
@@ -26,6 +26,7 @@
 #include <spdlog/spdlog.h>
 
 #include "nydus/api/service.h"
+#include "nydus/config/parse.h"
 #include "nydus/daemon/daemon.h"
 #include "nydus/daemon/logging.h"
 
@@ -149,6 +150,14 @@ int main(int argc, char** argv) {
   if (!flags.bootstrap.empty() || !flags.shared_dir.empty() || !flags.localfs_dir.empty()) {
     spdlog::error("serving filesystems (--bootstrap, --shared-dir, --localfs-dir) is not available in this build yet");
     return 1;
+  }
+  // The configuration is checked at start-up so a bad file fails here, naming the key.
+  if (!flags.config.empty()) {
+    auto cfg = nydus::config::parse_config_file(flags.config);
+    if (!cfg) {
+      spdlog::error("invalid configuration {}: {}", flags.config, cfg.error().message());
+      return 1;
+    }
   }
   if (!flags.mountpoint.empty()) {
     spdlog::warn("FUSE serving is not available in this build yet; {} is not mounted, running the API only",

@@ -1,6 +1,9 @@
 // Request bodies <-> JSON, through the strict reader of nydus/json.h.
 #include "nydus/api/body.h"
 
+#include "nydus/config/decode.h"
+#include "nydus/config/serialize.h"
+
 namespace nydus::api {
 namespace {
 
@@ -13,6 +16,22 @@ tl::expected<T, json::Error> decode_root(std::string_view body, std::string_view
   if (auto obj = d.root_object(type_name)) fields(*obj, out);
   if (!d.ok()) return tl::unexpected(d.error());
   return out;
+}
+
+// The legacy per-blob object as nydus-snapshotter writes it (clients only).
+nlohmann::ordered_json legacy_entry_json(const config::BlobCacheEntryConfig& c) {
+  nlohmann::ordered_json j;
+  j["id"] = c.id;
+  j["backend_type"] = c.backend_type;
+  j["backend_config"] = nlohmann::ordered_json::parse(c.backend_config.dump());
+  j["cache_type"] = c.cache_type;
+  j["cache_config"] = nlohmann::ordered_json::parse(c.cache_config.dump());
+  j["prefetch_config"] = {{"enable", c.prefetch_config.enable},
+                          {"threads_count", c.prefetch_config.threads_count},
+                          {"merging_size", c.prefetch_config.merging_size},
+                          {"bandwidth_rate", c.prefetch_config.bandwidth_rate}};
+  j["metadata_path"] = c.metadata_path ? nlohmann::ordered_json(*c.metadata_path) : nlohmann::ordered_json();
+  return j;
 }
 
 std::string dump(const nlohmann::ordered_json& j) {
@@ -40,18 +59,9 @@ tl::expected<BlobCacheEntry, json::Error> parse_blob_cache_entry(std::string_vie
   return decode_root<BlobCacheEntry>(body, "struct BlobCacheEntry", [](json::ObjectReader& o, BlobCacheEntry& e) {
     o.required("type", e.blob_type);
     o.required("id", e.blob_id);
-    // Both configuration objects are optional and may be null; their contents
-    // are decoded by the config library when the entry is prepared.
-    for (auto [key, out] : {std::pair{"config", &e.config}, std::pair{"config_v2", &e.config_v2}}) {
-      const json::Value* v = o.find(key);
-      if (v == nullptr || v->is_null()) continue;
-      if (!v->is_object()) {
-        o.decoder().fail_type(*v, o.child_path(key), key == std::string_view("config") ? "struct BlobCacheEntryConfig"
-                                                                                       : "struct BlobCacheEntryConfigV2");
-        return;
-      }
-      *out = *v;
-    }
+    // Decoded here, with the body's positions, so errors inside them are ParseBody.
+    config::decode_optional_field(o, "config", e.config);
+    config::decode_optional_field(o, "config_v2", e.config_v2);
     o.optional("domain_id", e.domain_id);
   });
 }
@@ -81,8 +91,8 @@ std::string to_json(const BlobCacheEntry& e) {
   nlohmann::ordered_json j;
   j["type"] = e.blob_type;
   j["id"] = e.blob_id;
-  j["config"] = e.config ? nlohmann::ordered_json::parse(e.config->dump()) : nlohmann::ordered_json();
-  j["config_v2"] = e.config_v2 ? nlohmann::ordered_json::parse(e.config_v2->dump()) : nlohmann::ordered_json();
+  j["config"] = e.config ? legacy_entry_json(*e.config) : nlohmann::ordered_json();
+  j["config_v2"] = e.config_v2 ? config::to_json(*e.config_v2, config::Secrets::kKeep) : nlohmann::ordered_json();
   j["domain_id"] = e.domain_id;
   return dump(j);
 }

@@ -8,6 +8,7 @@
 
 #include "nydus/api/body.h"
 #include "nydus/api/query.h"
+#include "nydus/config/blob_entry.h"
 
 namespace nydus::api {
 namespace {
@@ -128,7 +129,11 @@ Outcome blobs(const Ctx& c) {
   if (c.is("PUT", true)) {
     auto entry = body_of<BlobCacheEntry>(c, parse_blob_cache_entry);
     if (!entry) return tl::unexpected(entry.error());
-    return ok(CreateBlobObject{std::move(*entry)}, ErrorWrapper::kCreateBlobObject);
+    // §3.3.2: prepared before the daemon sees it; a failure is a bare 400 BadRequest
+    // (the reason is kept for the log).
+    auto prepared = config::prepare_blob_entry_config(entry->config_v2, entry->config);
+    if (!prepared) return tl::unexpected(HttpError::bad_request(prepared.error().message()));
+    return ok(CreateBlobObject{std::move(*entry), std::move(*prepared)}, ErrorWrapper::kCreateBlobObject);
   }
   if (c.is("DELETE", false)) {
     if (domain) return ok(DeleteBlobObject{{*domain, blob.value_or("")}}, ErrorWrapper::kDeleteBlobObject);

@@ -21,6 +21,9 @@ HttpHandler make_api_http_handler(ApiHandler& handler) {
     }
     auto routed = route(req);
     if (!routed) {
+      if (!routed.error().text.empty()) {
+        spdlog::info("rejected {} {}: {}", req.method, req.target, routed.error().text);
+      }
       respond_http(error_response(routed.error()));
       return;
     }

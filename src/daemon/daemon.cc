@@ -7,6 +7,9 @@
 
 #include "nydus/api/body.h"
 #include "nydus/api/channel.h"
+#include "nydus/config/parse.h"
+#include "nydus/config/serialize.h"
+#include "nydus/config/validate.h"
 #include "nydus/daemon/logging.h"
 
 namespace nydus::daemon {
@@ -50,12 +53,25 @@ DaemonError from_transition(const Error& e) {
 
 ApiResult payload(PayloadKind kind, std::string json) { return ApiResponsePayload{kind, std::move(json)}; }
 
-constexpr std::string_view kFsTypes[] = {"rafs", "passthrough", "passthroughfs", "passthrough_fs"};
+constexpr std::string_view kPassthroughTypes[] = {"passthrough", "passthroughfs", "passthrough_fs"};
+constexpr const char* kAlreadyExistsText = "object or filesystem already exists";
+constexpr const char* kNotFoundText = "object or filesystem doesn't exist";
+
+// A service error as the daemon-side error of the contract, with HEAD's texts
+// for the two cases clients see most.
+DaemonError daemon_error(const Error& e) {
+  if (e.code() == ErrorCode::kUnsupported) return DaemonError::unsupported();
+  if (e.code() == ErrorCode::kNotReady) return DaemonError::not_ready();
+  return DaemonError::from(e);
+}
+
+tl::unexpected<ApiError> mount_error(const Error& e) { return tl::unexpected(ApiError::mount(daemon_error(e))); }
 
 }  // namespace
 
-Daemon::Daemon(DaemonOptions options)
+Daemon::Daemon(DaemonOptions options, std::shared_ptr<FsService> fs)
     : options_(std::move(options)),
+      fs_(std::move(fs)),
       machine_([this](StateInput input, DaemonState, DaemonState) -> Result<void> {
         // Restore needs the supervisor's saved state; without one there is nothing to take over.
         if (input == StateInput::kTakeover) {
@@ -122,7 +138,7 @@ ApiResult Daemon::execute(const api::ApiRequest& request) {
         } else if constexpr (std::is_same_v<T, api::GetEvents>) {
           return payload(PayloadKind::kEvents, api::to_json(events_.snapshot()));
         } else if constexpr (std::is_same_v<T, api::ExportFsBackendInfo>) {
-          return abnormal(DaemonError::unsupported());
+          return backend_info(r.mountpoint);
         } else if constexpr (std::is_same_v<T, api::Start>) {
           return start_service();
         } else if constexpr (std::is_same_v<T, api::Exit>) {
@@ -131,19 +147,19 @@ ApiResult Daemon::execute(const api::ApiRequest& request) {
           return send_fuse_fd();
         } else if constexpr (std::is_same_v<T, api::TakeoverFuseFd>) {
           return takeover();
-        } else if constexpr (std::is_same_v<T, api::Mount> || std::is_same_v<T, api::Remount>) {
-          return mount(r.cmd);
+        } else if constexpr (std::is_same_v<T, api::Mount>) {
+          return mount(r.mountpoint, r.cmd, false);
+        } else if constexpr (std::is_same_v<T, api::Remount>) {
+          return mount(r.mountpoint, r.cmd, true);
         } else if constexpr (std::is_same_v<T, api::Umount>) {
-          return abnormal(DaemonError::unsupported());
+          return umount(r.mountpoint);
         } else if constexpr (std::is_same_v<T, api::ExportFsGlobalMetrics> ||
                              std::is_same_v<T, api::ExportFsFilesMetrics> ||
                              std::is_same_v<T, api::ExportFsAccessPatterns> ||
                              std::is_same_v<T, api::ExportBackendMetrics> ||
-                             std::is_same_v<T, api::ExportBlobcacheMetrics>) {
-          // No filesystem instance is registered, so no id (or the lack of one) matches.
-          return tl::unexpected(ApiError::no_counter());
-        } else if constexpr (std::is_same_v<T, api::ExportFsInflightMetrics>) {
-          return abnormal(DaemonError::unsupported());
+                             std::is_same_v<T, api::ExportBlobcacheMetrics> ||
+                             std::is_same_v<T, api::ExportFsInflightMetrics>) {
+          return metrics(r);
         } else if constexpr (std::is_same_v<T, api::GetConfig>) {
           return get_config(r);
         } else if constexpr (std::is_same_v<T, api::UpdateConfig>) {
@@ -167,7 +183,20 @@ ApiResult Daemon::daemon_info(bool v2) const {
   info.id = options_.id;
   info.supervisor = options_.supervisor;
   info.state = std::string(to_string(machine_.state()));
-  if (!v2) info.backend_collection = nlohmann::ordered_json::object();
+  if (!v2) {
+    nlohmann::ordered_json collection = nlohmann::ordered_json::object();
+    if (fs_) {
+      for (const MountInfo& m : fs_->mounts()) {
+        nlohmann::ordered_json d;
+        d["backend_type"] = m.type == FsType::kRafs ? "Rafs" : "PassthroughFs";
+        d["mountpoint"] = m.mountpoint;
+        d["mounted_time"] = m.mounted_time;
+        d["config"] = m.config ? config::to_json(*m.config, config::Secrets::kScrub) : nlohmann::ordered_json();
+        collection[m.mountpoint] = std::move(d);
+      }
+    }
+    info.backend_collection = std::move(collection);
+  }
   return payload(PayloadKind::kDaemonInfo, api::to_json(info));
 }
 
@@ -232,15 +261,92 @@ ApiResult Daemon::send_fuse_fd() {
   return abnormal(DaemonError::not_ready());
 }
 
-ApiResult Daemon::mount(const api::ApiMountCmd& cmd) {
-  bool known = false;
-  for (auto t : kFsTypes) known = known || cmd.fs_type == t;
-  if (!known) {
-    return tl::unexpected(ApiError::mount(DaemonError::other(
-        ErrorCode::kInvalidArgument,
-        "invalid argument `only 'rafs' and 'passthrough_fs' are supported, but " + cmd.fs_type + " was specified`")));
+// The checks of contract §2.2.1 in upstream's order: fs_type, service,
+// existing mount, prefetch list, configuration; then the service mounts.
+ApiResult Daemon::mount(const std::string& mountpoint, const api::ApiMountCmd& cmd, bool remount) {
+  std::optional<FsType> type;
+  if (cmd.fs_type == "rafs") type = FsType::kRafs;
+  for (auto t : kPassthroughTypes) {
+    if (cmd.fs_type == t) type = FsType::kPassthrough;
   }
-  return abnormal(DaemonError::unsupported());
+  if (!type) {
+    return mount_error(Error(
+        ErrorCode::kInvalidArgument,
+        "invalid argument `only 'rafs' and 'passthrough_fs' are supported, but " + cmd.fs_type + " was specified`"));
+  }
+  if (!fs_) return abnormal(DaemonError::unsupported());
+  bool mounted = fs_->is_mounted(mountpoint);
+  if (!remount && mounted) return mount_error(Error(ErrorCode::kAlreadyExists, kAlreadyExistsText));
+  if (remount && !mounted) return mount_error(Error(ErrorCode::kNotFound, kNotFoundText));
+  MountRequest req{mountpoint, *type, cmd.source, {}, cmd.prefetch_files.value_or(std::vector<std::string>{})};
+  for (const auto& p : req.prefetch_files) {
+    if (p.empty() || p.front() != '/') {
+      return mount_error(Error(ErrorCode::kInvalidArgument, "invalid prefetch file list: `" + p + "` is not absolute"));
+    }
+  }
+  // A passthrough instance needs no configuration; an empty text means defaults.
+  if (!(*type == FsType::kPassthrough && cmd.config.empty())) {
+    auto parsed = config::parse_config(cmd.config);
+    if (!parsed) return mount_error(Error(ErrorCode::kInvalidArgument, "invalid configuration, " + parsed.error().message()));
+    if (*type == FsType::kRafs) {
+      if (auto problems = config::validate_for_rafs_mount(*parsed); !problems.empty()) {
+        return mount_error(Error(ErrorCode::kInvalidArgument, "invalid configuration, " + config::render(problems)));
+      }
+    }
+    req.config = std::move(*parsed);
+  }
+  auto r = remount ? fs_->remount(req) : fs_->mount(req);
+  if (!r) return mount_error(r.error());
+  spdlog::info("{} {} at {}", remount ? "remounted" : "mounted", cmd.source, mountpoint);
+  return ApiResponsePayload::empty();
+}
+
+ApiResult Daemon::umount(const std::string& mountpoint) {
+  if (!fs_) return abnormal(DaemonError::unsupported());
+  if (auto r = fs_->umount(mountpoint); !r) return mount_error(r.error());
+  spdlog::info("unmounted {}", mountpoint);
+  return ApiResponsePayload::empty();
+}
+
+ApiResult Daemon::backend_info(const std::string& mountpoint) {
+  if (!fs_) return abnormal(DaemonError::unsupported());
+  auto r = fs_->backend_info(mountpoint);
+  if (!r) return tl::unexpected(ApiError::metrics(daemon_error(r.error())));
+  return payload(PayloadKind::kFsBackendInfo, std::move(*r));
+}
+
+ApiResult Daemon::metrics(const api::ApiRequest& request) {
+  if (std::holds_alternative<api::ExportFsInflightMetrics>(request)) {
+    if (!fs_) return abnormal(DaemonError::unsupported());
+    auto inflight = fs_->inflight_metrics();
+    if (!inflight) return ApiResponsePayload::empty();
+    return payload(PayloadKind::kInflightMetrics, std::move(*inflight));
+  }
+  // Without a service no instance is registered, so no id (or the lack of one) matches.
+  if (!fs_) return tl::unexpected(ApiError::no_counter());
+  auto result = std::visit(
+      [this](const auto& r) -> std::pair<Result<std::string>, PayloadKind> {
+        using T = std::decay_t<decltype(r)>;
+        if constexpr (std::is_same_v<T, api::ExportFsGlobalMetrics>) {
+          return {fs_->global_metrics(r.id), PayloadKind::kFsGlobalMetrics};
+        } else if constexpr (std::is_same_v<T, api::ExportFsFilesMetrics>) {
+          return {fs_->files_metrics(r.id, r.latest_read_files), PayloadKind::kFsFilesMetrics};
+        } else if constexpr (std::is_same_v<T, api::ExportFsAccessPatterns>) {
+          return {fs_->access_patterns(r.id), PayloadKind::kFsFilesPatterns};
+        } else if constexpr (std::is_same_v<T, api::ExportBackendMetrics>) {
+          return {fs_->backend_metrics(r.id), PayloadKind::kBackendMetrics};
+        } else if constexpr (std::is_same_v<T, api::ExportBlobcacheMetrics>) {
+          return {fs_->blobcache_metrics(r.id), PayloadKind::kBlobcacheMetrics};
+        } else {
+          return {fail(ErrorCode::kInternal, "not a metrics request"), PayloadKind::kEmpty};
+        }
+      },
+      request);
+  if (!result.first) {
+    if (result.first.error().code() == ErrorCode::kNotFound) return tl::unexpected(ApiError::no_counter());
+    return tl::unexpected(ApiError::metrics(daemon_error(result.first.error())));
+  }
+  return payload(result.second, std::move(*result.first));
 }
 
 }  // namespace nydus::daemon

@@ -74,13 +74,16 @@ TEST(RouterTest, EveryRouteOfTheTable) {
   EXPECT_EQ(get_blob.param.domain_id, "d");
   EXPECT_EQ(get_blob.param.blob_id, "b");
   auto create = routed_as<CreateBlobObject>(
-      req("PUT", "/api/v2/blobs", R"~({"type":"bootstrap","id":"b1","domain_id":"d","config_v2":{"version":2}})~"),
+      req("PUT", "/api/v2/blobs", R"~({"type":"bootstrap","id":"b1","domain_id":"d","config_v2":{"version":2,"backend":{"type":"localfs",)~"
+          R"~("localfs":{"dir":"/b"}},"cache":{"type":"fscache","fscache":{"work_dir":"/w"}},"metadata_path":"/m"}})~"),
       ErrorWrapper::kCreateBlobObject);
   EXPECT_EQ(create.entry.blob_type, "bootstrap");
   EXPECT_EQ(create.entry.blob_id, "b1");
   EXPECT_EQ(create.entry.domain_id, "d");
   ASSERT_TRUE(create.entry.config_v2);
   EXPECT_FALSE(create.entry.config);
+  EXPECT_EQ(create.config.backend.type, "localfs");  // prepared (§3.3.2)
+  EXPECT_EQ(create.config.metadata_path, "/m");
   auto del = routed_as<DeleteBlobObject>(req("DELETE", "/api/v2/blobs?domain_id="), ErrorWrapper::kDeleteBlobObject);
   EXPECT_EQ(del.param.domain_id, "");
   EXPECT_EQ(routed_as<DeleteBlobFile>(req("DELETE", "/api/v2/blobs?blob_id=b"), ErrorWrapper::kDeleteBlobFile).blob_id,

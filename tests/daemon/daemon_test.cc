@@ -163,8 +163,10 @@ TEST(DaemonTest, NoFilesystemServiceAnswers) {
       {req("GET", "/api/v1/metrics/blobcache"), 404, "BlobcacheMetrics(Metrics(Stats(NoCounter)))"},
       {req("GET", "/api/v1/metrics/inflight"), 501, "InflightMetrics(DaemonAbnormal(Unsupported))"},
       {req("GET", "/api/v2/blobs?domain_id=d"), 501, "GetBlobObjects(DaemonAbnormal(Unsupported))"},
-      {req("PUT", "/api/v2/blobs", R"~({"type":"bootstrap","id":"b"})~"), 501,
-       "CreateBlobObject(DaemonAbnormal(Unsupported))"},
+      {req("PUT", "/api/v2/blobs",
+           R"~({"type":"bootstrap","id":"b","config_v2":{"version":2,"backend":{"type":"localfs","localfs":)~"
+           R"~({"dir":"/b"}},"cache":{"type":"fscache","fscache":{"work_dir":"/w"}}}})~"),
+       501, "CreateBlobObject(DaemonAbnormal(Unsupported))"},
       {req("DELETE", "/api/v2/blobs?domain_id=d"), 501, "DeleteBlobObject(DaemonAbnormal(Unsupported))"},
   };
   for (const auto& c : cases) {

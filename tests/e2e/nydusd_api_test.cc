@@ -98,7 +98,11 @@ TEST_F(NydusdTest, EveryRouteAnswersOverTheSocket) {
       {"PUT", "/api/v2/daemon", R"~({"log_level":"debug"})~", 204, ""},
       // §10 #2: upstream aborts the whole daemon here.
       {"GET", "/api/v2/blobs?domain_id=d", "", 501, "GetBlobObjects(DaemonAbnormal(Unsupported))"},
-      {"PUT", "/api/v2/blobs", R"~({"type":"bootstrap","id":"b"})~", 501, "CreateBlobObject(DaemonAbnormal(Unsupported))"},
+      {"PUT", "/api/v2/blobs", R"~({"type":"bootstrap","id":"b"})~", 400, "BadRequest"},  // no configuration
+      {"PUT", "/api/v2/blobs",
+       R"~({"type":"bootstrap","id":"b","config_v2":{"version":2,"backend":{"type":"localfs","localfs":{"dir":"/b"}},)~"
+       R"~("cache":{"type":"fscache","fscache":{"work_dir":"/w"}}}})~",
+       501, "CreateBlobObject(DaemonAbnormal(Unsupported))"},
       {"DELETE", "/api/v2/blobs?domain_id=d&blob_id=b", "", 501, "DeleteBlobObject(DaemonAbnormal(Unsupported))"},
       {"DELETE", "/api/v2/blobs?blob_id=b", "", 204, ""},
       // Error table of §1.7.
@@ -216,6 +220,20 @@ TEST_F(NydusdTest, RegularFileAtSocketPathIsLeftIntact) {
   std::string content;
   in >> content;
   EXPECT_EQ(content, "precious");
+}
+
+TEST_F(NydusdTest, BadConfigFileFailsStartUpNamingTheKey) {
+  std::string cfg = dir_.file("bad.json");
+  { std::ofstream(cfg) << R"~({"version":2,"backend":{"type":"localfs","localfs":{}}})~"; }
+  DaemonProcess d({"--apisock", dir_.file("c.sock"), "--config", cfg}, dir_.file("c.log"));
+  auto rc = d.wait_exit();
+  ASSERT_TRUE(rc);
+  EXPECT_EQ(*rc, 1);
+  EXPECT_NE(d.log().find("backend.localfs"), std::string::npos) << d.log();
+  std::string good = dir_.file("good.toml");
+  { std::ofstream(good) << "version = 2\n[backend]\ntype = \"localfs\"\n[backend.localfs]\ndir = \"/b\"\n"; }
+  start({"--config", good});
+  EXPECT_EQ(call("GET", "/api/v1/daemon").status, 200u);
 }
 
 TEST_F(NydusdTest, StaleSocketIsReplaced) {
@@ -451,7 +469,14 @@ TEST_F(NydusdTest, TypedClientCoversTheRoutes) {
   EXPECT_TRUE(c.update_config(std::string("/"), {{"proxy_url", "http://p"}}));
   EXPECT_EQ(c.get_config(std::string("/"))->at("proxy_url"), "http://p");
   EXPECT_EQ(c.get_blob_objects({"d", ""}).error().status, 501u);
-  EXPECT_EQ(c.create_blob_object({"bootstrap", "b", "", std::nullopt, std::nullopt}).error().status, 501u);
+  EXPECT_EQ(c.create_blob_object({"bootstrap", "b", "", std::nullopt, std::nullopt}).error().status, 400u);
+  config::BlobCacheEntryConfigV2 v2;
+  v2.backend.type = "localfs";
+  v2.backend.localfs = config::LocalFsConfig{};
+  v2.backend.localfs->dir = "/blobs";
+  v2.cache.type = "fscache";
+  v2.cache.fscache = config::FsCacheConfig{"/w"};
+  EXPECT_EQ(c.create_blob_object({"bootstrap", "b", "", std::nullopt, v2}).error().status, 501u);
   EXPECT_EQ(c.delete_blob_object({"d", "b"}).error().status, 501u);
   EXPECT_TRUE(c.delete_blob_file("b"));
   ASSERT_TRUE(c.exit());

@@ -14,6 +14,8 @@
 #include <vector>
 
 #include "nydus/api/error.h"
+#include "nydus/config/blob_entry.h"
+#include "nydus/config/config_v2.h"
 #include "nydus/json.h"
 
 namespace nydus::api {
@@ -37,10 +39,9 @@ struct BlobCacheEntry {  // PUT /api/v2/blobs
   std::string blob_type;  // JSON "type": "bootstrap" or "datablob"
   std::string blob_id;    // JSON "id"
   std::string domain_id;
-  // Per-blob configuration objects, kept as parsed JSON: the config library
-  // decodes and prepares them (§3.3.1, §3.3.2).
-  std::optional<json::Value> config;     // legacy BlobCacheEntryConfig
-  std::optional<json::Value> config_v2;  // BlobCacheEntryConfigV2
+  // Per-blob configuration objects (§3.3.1), decoded with the body.
+  std::optional<config::BlobCacheEntryConfig> config;     // legacy (what nydus-snapshotter sends)
+  std::optional<config::BlobCacheEntryConfigV2> config_v2;
   bool operator==(const BlobCacheEntry&) const = default;
 };
 
@@ -75,7 +76,10 @@ struct ExportFsInflightMetrics {};
 struct GetConfig { std::optional<std::string> id; };
 struct UpdateConfig { std::optional<std::string> id; ConfigMap values; };
 struct GetBlobObject { BlobCacheObjectId param; };
-struct CreateBlobObject { BlobCacheEntry entry; };
+struct CreateBlobObject {
+  BlobCacheEntry entry;
+  config::BlobCacheEntryConfigV2 config;  // the entry's prepared configuration (§3.3.2)
+};
 struct DeleteBlobObject { BlobCacheObjectId param; };
 struct DeleteBlobFile { std::string blob_id; };
 

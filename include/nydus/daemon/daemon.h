@@ -2,7 +2,9 @@
 // the handler that answers every ApiRequest.
 //
 // This is nydusd's control plane. It does not own the socket (the API server
-// does) nor, yet, a filesystem service: requests that need one answer the
+// does); filesystems are served by an optional FsService (fs_service.h). It
+// validates mount requests (fs_type, prefetch list, configuration text) before
+// the service sees them. Without a service, requests that need one answer the
 // contract's "no service" errors (501 …(DaemonAbnormal(Unsupported))).
 //
 // Dispatch: handle() runs on the API server's I/O thread. Everything the
@@ -21,6 +23,7 @@
 #include "nydus/api/payloads.h"
 #include "nydus/api/service.h"
 #include "nydus/daemon/events.h"
+#include "nydus/daemon/fs_service.h"
 #include "nydus/daemon/runtime_config.h"
 #include "nydus/daemon/state_machine.h"
 
@@ -38,7 +41,8 @@ api::BuildInfo build_info();
 
 class Daemon : public api::ApiHandler {
  public:
-  explicit Daemon(DaemonOptions options);
+  // `fs` may be null (API-only daemon).
+  explicit Daemon(DaemonOptions options, std::shared_ptr<FsService> fs = nullptr);
   ~Daemon() override;  // stops the worker thread
 
   // Start-up inputs of §5.3: normal mode fires Mount then Start (-> RUNNING);
@@ -70,12 +74,16 @@ class Daemon : public api::ApiHandler {
   api::ApiResult exit_daemon();
   api::ApiResult takeover();
   api::ApiResult send_fuse_fd();
-  api::ApiResult mount(const api::ApiMountCmd& cmd);
+  api::ApiResult mount(const std::string& mountpoint, const api::ApiMountCmd& cmd, bool remount);
+  api::ApiResult umount(const std::string& mountpoint);
+  api::ApiResult backend_info(const std::string& mountpoint);
+  api::ApiResult metrics(const api::ApiRequest& r);
   // True for requests answered on the worker thread.
   static bool is_slow(const api::ApiRequest& r);
   api::ApiResult execute(const api::ApiRequest& r);
 
   const DaemonOptions options_;
+  const std::shared_ptr<FsService> fs_;  // null: no filesystem service
   StateMachine machine_;
   EventRing events_;
   RuntimeConfigStore runtime_config_;

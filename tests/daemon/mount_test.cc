@@ -1,0 +1,240 @@
+// The mount path of the API: request checks, configuration parsing and error
+// mapping in front of a filesystem service (a fake one here).
+#include <future>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "nydus/api/router.h"
+#include "nydus/daemon/daemon.h"
+
+namespace nydus::daemon {
+namespace {
+
+class FakeFs : public FsService {
+ public:
+  Result<void> mount(const MountRequest& req) override {
+    last = req;
+    if (fail_with) return tl::unexpected(*fail_with);
+    mounted[req.mountpoint] = req;
+    return {};
+  }
+  Result<void> remount(const MountRequest& req) override {
+    last = req;
+    mounted[req.mountpoint] = req;
+    return {};
+  }
+  Result<void> umount(const std::string& mp) override {
+    if (!mounted.erase(mp)) return fail(ErrorCode::kNotFound, "object or filesystem doesn't exist");
+    return {};
+  }
+  bool is_mounted(const std::string& mp) const override { return mounted.count(mp) != 0; }
+  std::vector<MountInfo> mounts() const override {
+    std::vector<MountInfo> out;
+    for (const auto& [mp, req] : mounted) {
+      out.push_back({mp, req.type, "2026-11-25 08:31:35.5 +00:00:00",
+                     req.type == FsType::kRafs ? std::optional<config::ConfigV2>(req.config) : std::nullopt});
+    }
+    return out;
+  }
+  Result<std::string> global_metrics(const std::optional<std::string>& id) override {
+    if (id && !mounted.count(*id)) return fail(ErrorCode::kNotFound, "no counter");
+    return std::string(R"~({"id":"/"})~");
+  }
+  Result<std::string> files_metrics(const std::optional<std::string>&, bool latest) override {
+    return std::string(latest ? "[[1,2]]" : "{}");
+  }
+  Result<std::string> access_patterns(const std::optional<std::string>&) override { return std::string("[]"); }
+  Result<std::string> backend_metrics(const std::optional<std::string>&) override {
+    return fail(ErrorCode::kNotFound, "none");
+  }
+  Result<std::string> blobcache_metrics(const std::optional<std::string>&) override {
+    return fail(ErrorCode::kNotFound, "none");
+  }
+  std::optional<std::string> inflight_metrics() override { return inflight; }
+  Result<std::string> backend_info(const std::string& mp) override {
+    if (!mounted.count(mp)) return fail(ErrorCode::kNotFound, "object or filesystem doesn't exist");
+    return fail(ErrorCode::kInvalidArgument, "filesystem type mismatch, expect RAFS");
+  }
+
+  std::map<std::string, MountRequest> mounted;
+  std::optional<MountRequest> last;
+  std::optional<Error> fail_with;
+  std::optional<std::string> inflight;
+};
+
+struct Reply {
+  unsigned status;
+  std::string body;
+  std::string message() const { return nlohmann::json::parse(body)["message"]; }
+  std::string code() const { return nlohmann::json::parse(body)["code"]; }
+};
+
+class MountTest : public ::testing::Test {
+ protected:
+  Reply call(const std::string& method, const std::string& target, const std::string& body = "") {
+    auto routed = api::route({method, target, body, 11});
+    if (!routed) {
+      auto r = api::error_response(routed.error());
+      return {r.status, r.body};
+    }
+    std::promise<Reply> p;
+    auto f = p.get_future();
+    auto w = routed->wrapper;
+    auto copy = routed->request;
+    daemon_.handle(routed->request, [&, w, copy](api::ApiResult r, std::function<void()>) {
+      auto http = api::respond(w, copy, r);
+      p.set_value({http.status, http.body});
+    });
+    return f.get();
+  }
+  static std::string mount_body(const std::string& fs_type, const std::string& config_text,
+                                const std::string& extra = "") {
+    nlohmann::json j{{"source", "/images/boot"}, {"fs_type", fs_type}, {"config", config_text}};
+    std::string s = j.dump();
+    if (!extra.empty()) s.insert(s.size() - 1, "," + extra);
+    return s;
+  }
+
+  std::shared_ptr<FakeFs> fs_ = std::make_shared<FakeFs>();
+  Daemon daemon_{DaemonOptions{}, fs_};
+};
+
+// The legacy configuration nydus-snapshotter sends (contract §3.2).
+const char* kSnapshotterConfig =
+    R"~({"device":{"backend":{"type":"localfs","config":{"dir":"/var/lib/blobs"}},)~"
+    R"~("cache":{"type":"blobcache","config":{"work_dir":"/var/lib/cache"}}},"mode":"direct","digest_validate":false,)~"
+    R"~("iostats_files":true,"enable_xattr":true,"fs_prefetch":{"enable":true,"threads_count":4}})~";
+
+TEST_F(MountTest, SnapshotterMountReachesTheServiceWithConvertedConfig) {
+  auto r = call("POST", "/api/v1/mount?mountpoint=%2Fsnap-1", mount_body("rafs", kSnapshotterConfig));
+  ASSERT_EQ(r.status, 204u) << r.body;
+  ASSERT_TRUE(fs_->last);
+  EXPECT_EQ(fs_->last->mountpoint, "/snap-1");
+  EXPECT_EQ(fs_->last->type, FsType::kRafs);
+  EXPECT_EQ(fs_->last->source, "/images/boot");
+  EXPECT_EQ(fs_->last->config.version, 2u);
+  EXPECT_EQ(fs_->last->config.backend->type, "localfs");
+  ASSERT_TRUE(fs_->last->config.rafs);
+  EXPECT_TRUE(fs_->last->config.rafs->iostats_files);
+  EXPECT_TRUE(fs_->last->config.rafs->prefetch.enable);
+  // Shown in daemon info, in the serialised form, without secrets.
+  auto info = nlohmann::json::parse(call("GET", "/api/v1/daemon").body);
+  auto entry = info["backend_collection"]["/snap-1"];
+  EXPECT_EQ(entry["backend_type"], "Rafs");
+  EXPECT_EQ(entry["mountpoint"], "/snap-1");
+  EXPECT_EQ(entry["mounted_time"], "2026-11-25 08:31:35.5 +00:00:00");
+  EXPECT_EQ(entry["config"]["backend"]["localfs"]["dir"], "/var/lib/blobs");
+  EXPECT_EQ(entry["config"]["cache"]["filecache"]["work_dir"], "/var/lib/cache");
+}
+
+TEST_F(MountTest, BadConfigurationNamesTheKey) {
+  auto r = call("POST", "/api/v1/mount?mountpoint=/", mount_body("rafs", R"~({"version":2,"backend":{"type":"localfs","localfs":{}}})~"));
+  EXPECT_EQ(r.status, 500u);
+  EXPECT_EQ(r.code(), "InvalidArgument");
+  EXPECT_EQ(r.message().rfind("Mount(MountFilesystem(Other(\"invalid configuration, ", 0), 0u) << r.message();
+  EXPECT_NE(r.message().find("backend.localfs"), std::string::npos) << r.message();
+  EXPECT_FALSE(fs_->last);  // the service never saw it
+
+  auto garbage = call("POST", "/api/v1/mount?mountpoint=/", mount_body("rafs", "not a config"));
+  EXPECT_EQ(garbage.status, 500u);
+  EXPECT_NE(garbage.message().find("invalid configuration"), std::string::npos);
+  // A RAFS mount needs cache and rafs sections.
+  auto no_rafs = call("POST", "/api/v1/mount?mountpoint=/",
+                      mount_body("rafs", R"~({"version":2,"backend":{"type":"localfs","localfs":{"dir":"/b"}}})~"));
+  EXPECT_EQ(no_rafs.status, 500u);
+  EXPECT_NE(no_rafs.message().find("rafs"), std::string::npos) << no_rafs.message();
+  EXPECT_FALSE(fs_->last);
+  // TOML works too.
+  auto toml = call("POST", "/api/v1/mount?mountpoint=/t",
+                   mount_body("rafs", "version = 2\n[backend]\ntype = \"localfs\"\n[backend.localfs]\ndir = \"/b\"\n"
+                                      "[cache]\ntype = \"blobcache\"\n[cache.filecache]\nwork_dir = \"/c\"\n[rafs]\nmode = \"direct\"\n"));
+  EXPECT_EQ(toml.status, 204u) << toml.body;
+}
+
+TEST_F(MountTest, RequestChecksInUpstreamOrder) {
+  auto relative = call("POST", "/api/v1/mount?mountpoint=/", mount_body("rafs", kSnapshotterConfig, R"~("prefetch_files":["/ok","rel"])~"));
+  EXPECT_EQ(relative.status, 500u);
+  EXPECT_NE(relative.message().find("invalid prefetch file list"), std::string::npos);
+  ASSERT_EQ(call("POST", "/api/v1/mount?mountpoint=/", mount_body("passthrough_fs", "")).status, 204u);
+  EXPECT_EQ(fs_->last->type, FsType::kPassthrough);
+  auto again = call("POST", "/api/v1/mount?mountpoint=/", mount_body("passthrough", ""));
+  EXPECT_EQ(again.status, 500u);
+  EXPECT_EQ(again.code(), "AlreadyExists");
+  EXPECT_EQ(again.message(), "Mount(MountFilesystem(Other(\"object or filesystem already exists\")))");
+  auto remount_missing = call("PUT", "/api/v1/mount?mountpoint=/x", mount_body("passthroughfs", ""));
+  EXPECT_EQ(remount_missing.code(), "NotFound");
+  EXPECT_EQ(remount_missing.message(), "Mount(MountFilesystem(Other(\"object or filesystem doesn't exist\")))");
+  EXPECT_EQ(call("PUT", "/api/v1/mount?mountpoint=/", mount_body("passthrough_fs", "")).status, 204u);
+  EXPECT_EQ(call("DELETE", "/api/v1/mount?mountpoint=/").status, 204u);
+  auto gone = call("DELETE", "/api/v1/mount?mountpoint=/");
+  EXPECT_EQ(gone.status, 500u);
+  EXPECT_EQ(gone.code(), "NotFound");
+}
+
+TEST_F(MountTest, ServiceErrorsMapToTheContract) {
+  fs_->fail_with = Error(ErrorCode::kUnsupported, "rafs later");
+  auto r = call("POST", "/api/v1/mount?mountpoint=/", mount_body("rafs", kSnapshotterConfig));
+  EXPECT_EQ(r.status, 501u);
+  EXPECT_EQ(r.message(), "Mount(MountFilesystem(Unsupported))");
+  fs_->fail_with = Error(ErrorCode::kIo, "RAFS failed to handle request, bootstrap /images/boot: No such file");
+  auto io = call("POST", "/api/v1/mount?mountpoint=/", mount_body("rafs", kSnapshotterConfig));
+  EXPECT_EQ(io.status, 500u);
+  EXPECT_EQ(io.code(), "IoError");
+}
+
+TEST_F(MountTest, MetricsAndBackendInfoThroughTheService) {
+  ASSERT_EQ(call("POST", "/api/v1/mount?mountpoint=/", mount_body("passthrough_fs", "")).status, 204u);
+  EXPECT_EQ(call("GET", "/api/v1/metrics").body, R"~({"id":"/"})~");
+  auto missing = call("GET", "/api/v1/metrics?id=/nope");
+  EXPECT_EQ(missing.status, 404u);
+  EXPECT_EQ(missing.message(), "GlobalMetrics(Metrics(Stats(NoCounter)))");
+  EXPECT_EQ(call("GET", "/api/v1/metrics/files?latest=true").body, "[[1,2]]");
+  EXPECT_EQ(call("GET", "/api/v1/metrics/pattern").body, "[]");
+  EXPECT_EQ(call("GET", "/api/v1/metrics/backend").status, 404u);
+  EXPECT_EQ(call("GET", "/api/v1/metrics/inflight").status, 204u);
+  fs_->inflight = R"~([{"inode":1,"opcode":15,"unique":7,"timestamp_secs":1}])~";
+  auto inflight = call("GET", "/api/v1/metrics/inflight");
+  EXPECT_EQ(inflight.status, 200u);
+  EXPECT_EQ(inflight.body, *fs_->inflight);
+  auto passthrough = call("GET", "/api/v1/daemon/backend?mountpoint=/");
+  EXPECT_EQ(passthrough.status, 500u);
+  EXPECT_EQ(passthrough.message(), "FsBackendInfo(Metrics(Daemon(Other(\"filesystem type mismatch, expect RAFS\"))))");
+  auto none = call("GET", "/api/v1/daemon/backend?mountpoint=/x");
+  EXPECT_EQ(none.message(), "FsBackendInfo(Metrics(Daemon(Other(\"object or filesystem doesn't exist\"))))");
+  EXPECT_EQ(none.code(), "NotFound");
+}
+
+// PUT /api/v2/blobs: decoded with the body, prepared before the daemon (contract §3.3.2).
+TEST_F(MountTest, BlobEntriesArePreparedBeforeTheDaemon) {
+  const std::string legacy_ok =
+      R"~({"type":"bootstrap","id":"b1","domain_id":"d","config":{"id":"/snap","backend_type":"localfs",)~"
+      R"~("backend_config":{"dir":"/blobs"},"cache_type":"fscache","cache_config":{"work_dir":"/w"},"metadata_path":"/m"}})~";
+  auto ok = call("PUT", "/api/v2/blobs", legacy_ok);
+  EXPECT_EQ(ok.status, 501u);  // prepared fine; a fusedev daemon has no blob manager
+  EXPECT_EQ(ok.message(), "CreateBlobObject(DaemonAbnormal(Unsupported))");
+  const std::string no_dir =
+      R"~({"type":"bootstrap","id":"b1","config":{"backend_type":"localfs","backend_config":{},"cache_type":"fscache","cache_config":{"work_dir":"/w"}}})~";
+  auto bad = call("PUT", "/api/v2/blobs", no_dir);
+  EXPECT_EQ(bad.status, 400u);
+  EXPECT_EQ(bad.body, R"~({"code":"BadRequest","message":"BadRequest"})~");
+  const std::string dummy =
+      R"~({"type":"bootstrap","id":"b1","config":{"backend_type":"localfs","backend_config":{"dir":"/b"},"cache_type":"dummycache","cache_config":{}}})~";
+  EXPECT_EQ(call("PUT", "/api/v2/blobs", dummy).status, 400u);
+  const std::string v2_bad_threads =
+      R"~({"type":"bootstrap","id":"b1","config_v2":{"version":2,"backend":{"type":"localfs","localfs":{"dir":"/b"}},)~"
+      R"~("cache":{"type":"fscache","fscache":{"work_dir":"/w"},"prefetch":{"enable":true,"threads":0}}}})~";
+  EXPECT_EQ(call("PUT", "/api/v2/blobs", v2_bad_threads).status, 400u);
+  const std::string missing_threads =
+      R"~({"type":"bootstrap","id":"b1","config":{"backend_type":"localfs","backend_config":{"dir":"/b"},)~"
+      R"~("cache_type":"fscache","cache_config":{"work_dir":"/w"},"prefetch_config":{"enable":true}}})~";
+  auto parse = call("PUT", "/api/v2/blobs", missing_threads);
+  EXPECT_EQ(parse.status, 400u);
+  EXPECT_EQ(parse.message().rfind("ParseBody(Error(\"missing field `threads_count`\"", 0), 0u) << parse.message();
+  auto none = call("PUT", "/api/v2/blobs", R"~({"type":"bootstrap","id":"b1"})~");
+  EXPECT_EQ(none.status, 400u);
+  EXPECT_EQ(none.message(), "BadRequest");
+}
+
+}  // namespace
+}  // namespace nydus::daemon
