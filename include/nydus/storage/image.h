@@ -1,0 +1,146 @@
+// A RAFS v6 (nydus) or plain EROFS image, read from its bootstrap ("meta
+// blob"), with file data fetched from data blobs through a BlobBackend.
+//
+// Inode numbers are EROFS nids (what nydusd and the kernel's EROFS driver
+// report as st_ino); root_ino() is the superblock's root nid. No inode is
+// cached: every call decodes the on-disk inode again, checking every offset,
+// size and count against the bootstrap's bounds. Malformed images give
+// kCorrupt (never a crash), missing blobs kNotFound, features this reader
+// does not implement kUnsupported, a chunk whose digest does not match (with
+// `digest_validate`) kCorrupt.
+//
+// Format support and checks: docs/rafs.md. Layout reference:
+// /work/shared/rafs-format.md.
+//
+// Thread-safety: an Image is immutable after open() except for lazily loaded
+// blob chunk-info arrays (loaded once under a per-blob mutex) and per-thread
+// scratch buffers; every const method may be called from many threads at
+// once. Views (string_views in DirEntry) point into the mapped bootstrap and
+// stay valid while the Image lives.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "nydus/result.h"
+#include "nydus/storage/blob_backend.h"
+#include "nydus/storage/blob_meta.h"
+
+namespace nydus::storage {
+
+// Superblock fields (EROFS superblock + nydus extension), for inspection and
+// super_block_info_json().
+struct SuperBlock {
+  bool rafs = false;  // nydus extension present (feature_compat 0x4000_0000)
+  std::uint32_t feature_compat = 0, feature_incompat = 0;
+  std::uint32_t block_size = 4096;
+  std::uint16_t root_nid = 0;
+  std::uint64_t inodes = 0;
+  std::uint64_t build_time = 0;
+  std::uint32_t build_time_nsec = 0;
+  std::uint32_t blocks = 0;
+  std::uint32_t meta_blkaddr = 0, xattr_blkaddr = 0;
+  std::uint16_t extra_devices = 0, devt_slotoff = 0;
+  // Nydus extension (zero for plain EROFS).
+  std::uint64_t flags = 0;
+  std::uint64_t blob_table_offset = 0;
+  std::uint32_t blob_table_size = 0;
+  std::uint32_t chunk_size = 0;
+  std::uint64_t chunk_table_offset = 0, chunk_table_size = 0;
+  std::uint64_t prefetch_table_offset = 0;
+  std::uint32_t prefetch_table_size = 0;
+};
+
+struct InodeAttr {
+  std::uint64_t ino = 0;  // nid
+  std::uint32_t mode = 0;  // type and permission bits
+  std::uint32_t uid = 0, gid = 0;
+  std::uint64_t size = 0;
+  std::uint32_t nlink = 0;
+  std::uint64_t mtime = 0;  // seconds; 0 for nydus compact inodes
+  std::uint32_t mtime_nsec = 0;
+  std::uint64_t rdev = 0;    // glibc dev_t encoding (makedev), char/block devices only
+  std::uint64_t blocks = 0;  // 512-byte units, ceil(size / 512)
+};
+
+struct DirEntry {
+  std::uint64_t ino = 0;
+  std::uint8_t type = 0;      // DT_* (DT_REG, DT_DIR, …); DT_UNKNOWN if the image says 0
+  std::string_view name;      // into the bootstrap mapping
+  std::uint64_t next_offset;  // cookie that resumes after this entry
+};
+
+struct ImageOptions {
+  // Source of blob bytes; may be null for images without data blobs (reads
+  // of chunk data then fail with kNotFound).
+  std::shared_ptr<BlobBackend> backend;
+  // Verify each chunk's digest after fetching it (config `rafs.validate` /
+  // `cache.validate`); needs the bootstrap chunk table.
+  bool digest_validate = false;
+  // When set, CI arrays are cached as `<dir>/<blob_id>.blob.meta` (CI array
+  // padded to 4 KiB, then the 4 KiB header) and reused if the header matches.
+  std::string blob_meta_dir;
+};
+
+class Image {
+ public:
+  // Maps and validates the bootstrap at `path` (superblock, extension,
+  // device table, blob table, chunk table, prefetch table, root inode).
+  // kNotFound / kIo for the file, kCorrupt / kUnsupported for its content.
+  static Result<std::unique_ptr<Image>> open(const std::string& path, ImageOptions options);
+  // The same over bytes in memory (tests, fuzzing); the Image keeps them.
+  static Result<std::unique_ptr<Image>> from_bytes(std::vector<std::uint8_t> bytes, ImageOptions options);
+
+  ~Image();
+  Image(const Image&) = delete;
+  Image& operator=(const Image&) = delete;
+
+  const SuperBlock& super_block() const;
+  const std::vector<BlobInfo>& blobs() const;
+  std::uint64_t root_ino() const;
+  // Prefetch table nids (nydus images; empty otherwise).
+  const std::vector<std::uint64_t>& prefetch_nids() const;
+
+  // kNotFound (ENOENT) for an ino that is not an inode of this image is not
+  // detectable in general: an ino pointing at garbage gives kCorrupt.
+  Result<InodeAttr> getattr(std::uint64_t ino) const;
+  // kNotFound if `parent` has no entry `name`; kInvalidArgument (ENOTDIR) if
+  // parent is not a directory.
+  Result<InodeAttr> lookup(std::uint64_t parent, std::string_view name) const;
+  // Calls `emit` for each entry ("." and ".." included, sorted by name) from
+  // cookie `offset` (0 = start) until it returns false or the directory ends.
+  Result<void> readdir(std::uint64_t ino, std::uint64_t offset,
+                       const std::function<bool(const DirEntry&)>& emit) const;
+  // kInvalidArgument if not a symlink.
+  Result<std::string> readlink(std::uint64_t ino) const;
+  // Full names ("user.foo"), on-disk order, shared xattrs first.
+  Result<std::vector<std::string>> listxattr(std::uint64_t ino) const;
+  // kNotFound (ENODATA for the FUSE layer) if the inode has no such xattr.
+  Result<std::string> getxattr(std::uint64_t ino, std::string_view name) const;
+
+  // Reads up to out.size() bytes at `offset` of a regular file into `out`;
+  // returns the count (0 at or past EOF). Blocks on backend reads.
+  // kInvalidArgument if not a regular file.
+  Result<std::size_t> read(std::uint64_t ino, std::uint64_t offset, std::span<std::uint8_t> out) const;
+  // Convenience: the bytes as a new string.
+  Result<std::string> read(std::uint64_t ino, std::uint64_t offset, std::size_t size) const;
+
+  // §4.9 JSON of `GET /api/v1/daemon/backend`. Timeouts in seconds.
+  std::string super_block_info_json(std::uint64_t attr_timeout_secs = 1ull << 32,
+                                    std::uint64_t entry_timeout_secs = 1ull << 32) const;
+
+  struct Impl;
+
+ private:
+  explicit Image(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace nydus::storage

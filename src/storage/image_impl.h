@@ -1,0 +1,83 @@
+// Internal state of an Image (image.h) shared by the units that implement it:
+// super_block.cc (open and table checks), inode.cc (inodes, xattrs,
+// directories, symlinks), image_read.cc (file data), super_block_info.cc.
+//
+// Constant after open(): bytes_, sb_, blobs_, digests_, prefetch_. The CI
+// arrays are loaded on first use: each BlobState's `meta` is written once
+// under its `mu` and published through an atomic pointer.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "nydus/storage/image.h"
+
+namespace nydus::storage {
+
+// One decoded on-disk inode.
+struct InodeRec {
+  std::uint64_t nid = 0;
+  std::uint64_t pos = 0;  // byte offset in the bootstrap
+  unsigned layout = 0;
+  std::uint32_t isize = 0;       // 32 or 64
+  std::uint32_t xattr_size = 0;  // inline xattr body bytes
+  std::uint16_t xattr_icount = 0;
+  std::uint32_t mode = 0;
+  std::uint64_t size = 0;
+  std::uint32_t u = 0;
+  std::uint32_t uid = 0, gid = 0;
+  std::uint32_t nlink = 0;
+  std::uint64_t mtime = 0;
+  std::uint32_t mtime_nsec = 0;
+};
+
+struct BlobState {
+  std::mutex mu;                                        // serialises the first load
+  std::unique_ptr<const std::vector<ChunkInfo>> owned;  // guarded by mu, set once
+  std::atomic<const std::vector<ChunkInfo>*> meta{nullptr};  // published after `owned`
+  std::vector<Digest> digests;                         // by CI index, from the chunk table
+  std::vector<bool> has_digest;
+};
+
+struct Image::Impl {
+  // Bootstrap bytes: either an mmap (map_ != nullptr) or owned_.
+  const std::uint8_t* data = nullptr;
+  std::uint64_t size = 0;
+  void* map = nullptr;
+  std::vector<std::uint8_t> owned;
+
+  ImageOptions options;
+  SuperBlock sb;
+  std::vector<BlobInfo> blobs;
+  std::vector<std::unique_ptr<BlobState>> blob_states;
+  std::vector<std::uint64_t> prefetch;
+  std::uint32_t blkbits = 12;
+  std::uint64_t serial = 0;  // distinguishes images in per-thread chunk caches
+
+  ~Impl();
+
+  // super_block.cc
+  Result<void> parse();
+
+  // inode.cc
+  Result<InodeRec> load_inode(std::uint64_t nid) const;
+  InodeAttr attr_of(const InodeRec& r) const;
+  // Bytes of logical block `k` of a flat (plain/inline) inode: bs bytes, or
+  // fewer for the last one. kCorrupt if out of the bootstrap.
+  Result<std::span<const std::uint8_t>> flat_block(const InodeRec& r, std::uint64_t k) const;
+  Result<std::optional<std::uint64_t>> find_entry(const InodeRec& dir, std::string_view name) const;
+
+  // image_read.cc
+  Result<std::size_t> read_file(const InodeRec& r, std::uint64_t offset, std::span<std::uint8_t> out) const;
+  Result<const std::vector<ChunkInfo>*> chunk_infos(std::uint32_t blob_index) const;
+  Result<void> read_rafs_chunk(std::uint32_t blob_index, std::uint32_t ci_index, std::uint64_t in_chunk,
+                               std::span<std::uint8_t> out) const;
+};
+
+}  // namespace nydus::storage

@@ -1,0 +1,267 @@
+// File data (rafs-format.md 1.11-1.13).
+//
+// A chunk-based regular file has one chunk index per chunk after its inode
+// and xattrs (8-byte aligned): u16 low CI index bits ("advise"), u16 device
+// id (low byte) + CI index bits 16-23 (high byte), u32 blkaddr. RAFS images
+// map file offsets with the superblock chunk size and resolve each chunk
+// through its blob's CI array (compressed range in the blob, uncompressed
+// size); plain EROFS images use the inode's chunk bits and read `blkaddr *
+// bs` of the device uncompressed (4-byte block-map entries when the inode
+// has no index flag). blkaddr 0xFFFFFFFF is a hole (zeros). Flat files
+// (EROFS only) are read from the bootstrap's blocks.
+//
+// Chunk-info arrays are loaded once per blob: from `<blob_meta_dir>/<id>.blob.meta`
+// when that file's header matches the blob table, else from the blob (CI
+// array + 4 KiB header at ci_offset), then cached there. A thread keeps its
+// last decompressed chunk, so sequential small reads of a chunk decompress
+// (and validate) it once.
+//
+// Checks: index array inside the bootstrap; device id names a blob; CI index
+// < chunk count; the requested range lies inside the chunk's uncompressed
+// size; backend reads are not short; decompression yields exactly the
+// uncompressed size; with digest_validate the chunk digest matches the
+// chunk table.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+
+#include "image_impl.h"
+#include "ondisk.h"
+
+namespace nydus::storage {
+
+using namespace ondisk;
+
+namespace {
+
+struct ChunkCache {
+  std::uint64_t serial = 0;
+  std::uint32_t blob = 0, index = 0;
+  std::vector<std::uint8_t> data;     // last decompressed chunk of this thread
+  std::vector<std::uint8_t> scratch;  // compressed bytes
+};
+thread_local ChunkCache tl_cache;
+
+Error corrupt(const std::string& what) { return Error(ErrorCode::kCorrupt, "bad image: " + what); }
+
+bool read_file_bytes(const std::string& path, std::vector<std::uint8_t>& out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  out.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  return true;
+}
+
+// Writes via a temporary file and rename, so readers never see a partial cache file.
+void write_cache_file(const std::string& path, const std::vector<std::uint8_t>& bytes) {
+  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) return;
+    out.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
+    if (!out) {
+      std::remove(tmp.c_str());
+      return;
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) std::remove(tmp.c_str());
+}
+
+}  // namespace
+
+Result<const std::vector<ChunkInfo>*> Image::Impl::chunk_infos(std::uint32_t blob_index) const {
+  BlobState& st = *blob_states[blob_index];
+  if (auto* m = st.meta.load(std::memory_order_acquire)) return m;
+  std::lock_guard lock(st.mu);
+  if (auto* m = st.meta.load(std::memory_order_acquire)) return m;
+  const BlobInfo& blob = blobs[blob_index];
+  if (blob.features & (kBlobFeatureBatch | kBlobFeatureZran | kBlobFeatureEncrypted | kBlobFeatureSeparate)) {
+    return fail(ErrorCode::kUnsupported, "blob " + blob.blob_id + ": batch/zran/encrypted/separate blobs are not supported");
+  }
+  if (blob.ci_uncompressed_size > 24ull << 24 || blob.ci_compressed_size > 64ull << 20) {
+    return tl::unexpected(corrupt("blob " + blob.blob_id + ": chunk-info array too large"));
+  }
+  std::vector<std::uint8_t> ci;
+  const std::uint64_t padded = align_up(blob.ci_uncompressed_size, 4096);
+  std::string cache_path = options.blob_meta_dir.empty() ? "" : options.blob_meta_dir + "/" + blob.blob_id + ".blob.meta";
+  std::vector<std::uint8_t> file;
+  if (!cache_path.empty() && read_file_bytes(cache_path, file) && file.size() == padded + kBlobMetaHeaderSize &&
+      check_blob_meta_header(std::span(file).subspan(padded), blob)) {
+    ci.assign(file.begin(), file.begin() + std::ptrdiff_t(blob.ci_uncompressed_size));
+  } else {
+    if (!options.backend) return fail(ErrorCode::kNotFound, "blob " + blob.blob_id + ": no storage backend configured");
+    std::vector<std::uint8_t> buf(blob.ci_compressed_size + kBlobMetaHeaderSize);
+    auto n = options.backend->read(blob.blob_id, blob.ci_offset, buf);
+    if (!n) return tl::unexpected(n.error().with_context("blob " + blob.blob_id + ": reading chunk-info array"));
+    if (*n != buf.size()) return tl::unexpected(corrupt("blob " + blob.blob_id + " is truncated (chunk-info array)"));
+    auto h = check_blob_meta_header(std::span(buf).subspan(blob.ci_compressed_size), blob);
+    if (!h) return tl::unexpected(h.error());
+    ci.resize(blob.ci_uncompressed_size);
+    auto d = decompress(blob.ci_compressor, std::span(buf).first(blob.ci_compressed_size), ci);
+    if (!d) return tl::unexpected(d.error().with_context("blob " + blob.blob_id + ": chunk-info array"));
+    if (!cache_path.empty()) {
+      std::vector<std::uint8_t> out(ci);
+      out.resize(padded);
+      auto hdr = std::span(buf).subspan(blob.ci_compressed_size);
+      out.insert(out.end(), hdr.begin(), hdr.end());
+      write_cache_file(cache_path, out);
+    }
+  }
+  auto decoded = decode_chunk_infos(ci, blob);
+  if (!decoded) return tl::unexpected(decoded.error());
+  st.owned = std::make_unique<const std::vector<ChunkInfo>>(std::move(*decoded));
+  st.meta.store(st.owned.get(), std::memory_order_release);
+  return st.owned.get();
+}
+
+Result<void> Image::Impl::read_rafs_chunk(std::uint32_t blob_index, std::uint32_t ci_index, std::uint64_t in_chunk,
+                                          std::span<std::uint8_t> out) const {
+  if (blob_index >= blobs.size()) return tl::unexpected(corrupt("chunk names device " + std::to_string(blob_index + 1)));
+  const BlobInfo& blob = blobs[blob_index];
+  auto infos = chunk_infos(blob_index);
+  if (!infos) return tl::unexpected(infos.error());
+  if (ci_index >= (*infos)->size()) {
+    return tl::unexpected(corrupt("blob " + blob.blob_id + ": chunk index " + std::to_string(ci_index) + " out of range"));
+  }
+  const ChunkInfo& c = (**infos)[ci_index];
+  if (!in_bounds(in_chunk, out.size(), c.uncompressed_size)) {
+    return tl::unexpected(corrupt("blob " + blob.blob_id + ": chunk " + std::to_string(ci_index) +
+                                  " is shorter than the file needs"));
+  }
+  const std::string where = "blob " + blob.blob_id + " chunk " + std::to_string(ci_index);
+  if (!options.backend) return fail(ErrorCode::kNotFound, where + ": no storage backend configured");
+  const bool validate = options.digest_validate;
+  if (!c.compressed && !validate) {
+    auto n = options.backend->read(blob.blob_id, c.compressed_offset + in_chunk, out);
+    if (!n) return tl::unexpected(n.error());
+    if (*n != out.size()) return tl::unexpected(corrupt(where + ": blob is truncated"));
+    return {};
+  }
+  ChunkCache& cc = tl_cache;
+  if (!(cc.serial == serial && cc.blob == blob_index && cc.index == ci_index)) {
+    cc.serial = 0;
+    cc.data.resize(c.uncompressed_size);
+    if (c.compressed) {
+      if (blob.compressor == Compressor::kNone) return tl::unexpected(corrupt(where + ": compressed in an uncompressed blob"));
+      cc.scratch.resize(c.compressed_size);
+      auto n = options.backend->read(blob.blob_id, c.compressed_offset, cc.scratch);
+      if (!n) return tl::unexpected(n.error());
+      if (*n != cc.scratch.size()) return tl::unexpected(corrupt(where + ": blob is truncated"));
+      auto d = decompress(blob.compressor, cc.scratch, cc.data);
+      if (!d) return tl::unexpected(d.error().with_context(where));
+    } else {
+      auto n = options.backend->read(blob.blob_id, c.compressed_offset, cc.data);
+      if (!n) return tl::unexpected(n.error());
+      if (*n != cc.data.size()) return tl::unexpected(corrupt(where + ": blob is truncated"));
+    }
+    if (validate) {
+      const BlobState& st = *blob_states[blob_index];
+      if (!st.has_digest[ci_index]) return tl::unexpected(corrupt(where + ": no digest in the chunk table"));
+      if (compute_digest(blob.digester, cc.data) != st.digests[ci_index]) {
+        return tl::unexpected(corrupt(where + ": digest mismatch"));
+      }
+    }
+    cc.serial = serial;
+    cc.blob = blob_index;
+    cc.index = ci_index;
+  }
+  std::memcpy(out.data(), cc.data.data() + in_chunk, out.size());
+  return {};
+}
+
+Result<std::size_t> Image::Impl::read_file(const InodeRec& r, std::uint64_t offset, std::span<std::uint8_t> out) const {
+  if (offset >= r.size || out.empty()) return std::size_t(0);
+  const std::size_t n = std::size_t(std::min<std::uint64_t>(out.size(), r.size - offset));
+  const std::uint64_t bs = sb.block_size;
+  if (r.layout == kLayoutFlatPlain || r.layout == kLayoutFlatInline) {
+    for (std::size_t done = 0; done < n;) {
+      std::uint64_t cur = offset + done;
+      auto blk = flat_block(r, cur / bs);
+      if (!blk) return tl::unexpected(blk.error());
+      std::size_t in = std::size_t(cur % bs), len = std::min<std::size_t>(n - done, blk->size() - in);
+      std::memcpy(out.data() + done, blk->data() + in, len);
+      done += len;
+    }
+    return n;
+  }
+  if (r.layout != kLayoutChunkBased) {
+    return fail(ErrorCode::kUnsupported, "inode " + std::to_string(r.nid) + ": compressed EROFS files are not supported");
+  }
+  std::uint64_t chunk_size;
+  if (sb.rafs) {
+    chunk_size = sb.chunk_size;
+  } else {
+    std::uint32_t bits = blkbits + (r.u & kChunkFormatBlkbitsMask);
+    if (bits > 40) return tl::unexpected(corrupt("inode " + std::to_string(r.nid) + ": chunk size bits"));
+    chunk_size = 1ull << bits;
+  }
+  const bool indexes = sb.rafs || (r.u & kChunkFormatIndexes);
+  const std::uint64_t unit = indexes ? 8 : 4;
+  const std::uint64_t nchunks = (r.size + chunk_size - 1) / chunk_size;
+  const std::uint64_t base = align_up(r.pos + r.isize + r.xattr_size, unit);
+  if (!in_bounds(base, nchunks * unit, size)) {
+    return tl::unexpected(corrupt("inode " + std::to_string(r.nid) + ": chunk indexes beyond the end of the image"));
+  }
+  std::uint32_t dev_mask = 0;
+  if (!sb.rafs) {
+    std::uint32_t v = 1;
+    while (v < std::uint32_t(sb.extra_devices) + 1) v <<= 1;
+    dev_mask = v - 1;
+  }
+  for (std::size_t done = 0; done < n;) {
+    std::uint64_t cur = offset + done;
+    std::uint64_t idx = cur / chunk_size, in = cur % chunk_size;
+    std::size_t len = std::size_t(std::min<std::uint64_t>(n - done, chunk_size - in));
+    auto dst = out.subspan(done, len);
+    const std::uint8_t* e = data + base + idx * unit;
+    std::uint32_t blkaddr = indexes ? le32(e + 4) : le32(e);
+    std::uint16_t dev = indexes ? le16(e + 2) : 0;
+    if (blkaddr == kNullAddr) {
+      std::memset(dst.data(), 0, len);
+    } else if (sb.rafs) {
+      std::uint32_t device = dev & 0xFF, ci_index = le16(e) | std::uint32_t(dev >> 8) << 16;
+      if (device == 0) return tl::unexpected(corrupt("inode " + std::to_string(r.nid) + ": chunk on device 0"));
+      if (auto rc = read_rafs_chunk(device - 1, ci_index, in, dst); !rc) return tl::unexpected(rc.error());
+    } else {
+      std::uint32_t device = dev & dev_mask;
+      std::uint64_t addr = std::uint64_t(blkaddr) * bs + in;
+      if (device == 0) {
+        if (!in_bounds(addr, len, size)) return tl::unexpected(corrupt("inode " + std::to_string(r.nid) + ": data beyond the image"));
+        std::memcpy(dst.data(), data + addr, len);
+      } else {
+        if (device > blobs.size()) return tl::unexpected(corrupt("inode " + std::to_string(r.nid) + ": unknown device"));
+        if (!options.backend) return fail(ErrorCode::kNotFound, "no storage backend configured for device " + std::to_string(device));
+        auto got = options.backend->read(blobs[device - 1].blob_id, addr, dst);
+        if (!got) return tl::unexpected(got.error());
+        if (*got != len) return tl::unexpected(corrupt("device " + std::to_string(device) + " is truncated"));
+      }
+    }
+    done += len;
+  }
+  return n;
+}
+
+Result<std::size_t> Image::read(std::uint64_t ino, std::uint64_t offset, std::span<std::uint8_t> out) const {
+  auto r = impl_->load_inode(ino);
+  if (!r) return tl::unexpected(r.error());
+  if (!S_ISREG(r->mode)) return fail(ErrorCode::kInvalidArgument, "inode " + std::to_string(ino) + " is not a regular file");
+  return impl_->read_file(*r, offset, out);
+}
+
+Result<std::string> Image::read(std::uint64_t ino, std::uint64_t offset, std::size_t size) const {
+  auto r = impl_->load_inode(ino);
+  if (!r) return tl::unexpected(r.error());
+  if (offset >= r->size) return std::string();
+  std::string s(std::size_t(std::min<std::uint64_t>(size, r->size - offset)), '\0');
+  auto n = read(ino, offset, std::span(reinterpret_cast<std::uint8_t*>(s.data()), s.size()));
+  if (!n) return tl::unexpected(n.error());
+  s.resize(*n);
+  return s;
+}
+
+}  // namespace nydus::storage
