@@ -6,7 +6,7 @@
 // uncompressed range in the blob's "cache image". It is stored in the blob at
 // `ci_offset`, compressed with `ci_compressor`, followed by a 4096-byte header
 // (magic 0xB10BB10B at both ends) that must repeat the blob table's values.
-// Layouts: /work/shared/rafs-format.md sections 1.5 and 1.12.
+// Layouts: the RAFS format notes (rafs-format.md) sections 1.5 and 1.12.
 //
 // Thread-safety: plain values and pure functions.
 #pragma once

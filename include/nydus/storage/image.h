@@ -10,7 +10,7 @@
 // `digest_validate`) kCorrupt.
 //
 // Format support and checks: docs/rafs.md. Layout reference:
-// /work/shared/rafs-format.md.
+// the RAFS format notes (rafs-format.md).
 //
 // Thread-safety: an Image is immutable after open() except for lazily loaded
 // blob chunk-info arrays (loaded once under a per-blob mutex) and per-thread
