@@ -128,6 +128,26 @@ TEST_F(MountTest, SnapshotterMountReachesTheServiceWithConvertedConfig) {
   EXPECT_EQ(entry["config"]["cache"]["filecache"]["work_dir"], "/var/lib/cache");
 }
 
+// §10 #22: daemon info never shows credentials, whatever the backend.
+TEST_F(MountTest, DaemonInfoScrubsEverySecret) {
+  const std::string s3 =
+      R"~({"version":2,"backend":{"type":"s3","s3":{"endpoint":"e","region":"r","bucket_name":"b",)~"
+      R"~("access_key_id":"AKIDSECRET1","access_key_secret":"SKSECRET2","proxy":{"url":"http://u:SECRET3@p"}}},)~"
+      R"~("cache":{"type":"blobcache","filecache":{"work_dir":"/c"}},"rafs":{"mode":"direct"}})~";
+  ASSERT_EQ(call("POST", "/api/v1/mount?mountpoint=/s3", mount_body("rafs", s3)).status, 204u);
+  const std::string registry =
+      R"~({"version":2,"backend":{"type":"registry","registry":{"host":"h","repo":"r","auth":"dXNlcjpTRUNSRVQ0",)~"
+      R"~("registry_token":"SECRET5"}},"cache":{"type":"blobcache","filecache":{"work_dir":"/c"}},"rafs":{"mode":"direct"}})~";
+  ASSERT_EQ(call("POST", "/api/v1/mount?mountpoint=/reg", mount_body("rafs", registry)).status, 204u);
+  auto body = call("GET", "/api/v1/daemon").body;
+  for (const char* secret : {"AKIDSECRET1", "SKSECRET2", "SECRET3", "dXNlcjpTRUNSRVQ0", "SECRET5"}) {
+    EXPECT_EQ(body.find(secret), std::string::npos) << secret << " leaked: " << body;
+  }
+  auto info = nlohmann::json::parse(body);
+  EXPECT_EQ(info["backend_collection"]["/reg"]["config"]["backend"]["registry"]["auth"], nullptr);
+  EXPECT_EQ(info["backend_collection"]["/s3"]["config"]["backend"]["s3"]["access_key_id"], "");
+}
+
 TEST_F(MountTest, BadConfigurationNamesTheKey) {
   auto r = call("POST", "/api/v1/mount?mountpoint=/", mount_body("rafs", R"~({"version":2,"backend":{"type":"localfs","localfs":{}}})~"));
   EXPECT_EQ(r.status, 500u);
