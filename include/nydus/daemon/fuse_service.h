@@ -1,0 +1,100 @@
+// FuseService: the FsService of a FUSE daemon (nydusd with --mountpoint).
+//
+// Owns the pseudo-filesystem (instances attached at paths inside it), the FUSE
+// session serving it at a host mountpoint, and the metrics registry keyed by
+// instance mountpoint. Instances: `passthrough_fs` serves the host directory
+// in `source` read-only; `rafs` answers kUnsupported until RAFS lands.
+//
+// Metrics registry (differs from upstream, §10 #24): an entry is created at
+// mount, replaced at remount and removed at umount, so "no id" queries work
+// again once a single instance is left. Counting rules: fs/fs_metrics.h.
+//
+// Remount of a passthrough instance swaps in a new instance of `source` (new
+// inode space and fresh metrics); files already open keep reading the old one.
+//
+// Lifecycle: construct, start(mountpoint, threads) mounts FUSE (mounts through
+// the API may happen before or after), stop() unmounts (also run by the
+// destructor). Instances may be attached before start(): they are served once
+// the session runs.
+//
+// Thread-safety: every method may be called from any thread (FsService rules);
+// mount/remount/umount are serialised among themselves; metrics and info
+// methods never wait for I/O or for a mount in progress.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "nydus/daemon/fs_service.h"
+#include "nydus/fs/filesystem.h"
+#include "nydus/fs/fs_metrics.h"
+#include "nydus/fs/fuse_server.h"
+#include "nydus/fs/pseudo_fs.h"
+
+namespace nydus::daemon {
+
+struct FuseServiceOptions {
+  double entry_timeout = 1.0;  // seconds the kernel caches names
+  double attr_timeout = 1.0;   // seconds the kernel caches attributes
+  // Test hook for passthrough instances: runs before each read, a non-zero
+  // errno fails it (may block, to hold a request in flight).
+  std::function<int(fs::Ino)> before_read;
+};
+
+// "YYYY-MM-DD HH:MM:SS.F +00:00:00" (UTC; F = nanoseconds without trailing zeros, at least one digit).
+std::string format_mounted_time(std::chrono::system_clock::time_point t);
+
+class FuseService final : public FsService {
+ public:
+  // `on_error` receives data-plane error texts (e.g. for EventRing::push); may be empty.
+  explicit FuseService(std::function<void(std::string)> on_error, FuseServiceOptions options = {});
+  ~FuseService() override;
+  FuseService(const FuseService&) = delete;
+  FuseService& operator=(const FuseService&) = delete;
+
+  // Mounts FUSE at the host directory `mountpoint` with `threads` workers.
+  // Errors: kAlreadyExists (started), kInvalidArgument (threads 0), kIo (mount failed).
+  Result<void> start(const std::string& mountpoint, unsigned threads);
+  // Unmounts FUSE and joins the workers; attached instances stay attached. Idempotent.
+  void stop();
+  bool started() const;
+  // True once the kernel's FUSE_INIT has been answered.
+  bool initialized() const;
+  // The session's /dev/fuse descriptor (owned by the service), -1 when not started.
+  int fuse_fd() const;
+
+  Result<void> mount(const MountRequest& req) override;
+  Result<void> remount(const MountRequest& req) override;
+  Result<void> umount(const std::string& mountpoint) override;
+  bool is_mounted(const std::string& mountpoint) const override;
+  std::vector<MountInfo> mounts() const override;
+  Result<std::string> global_metrics(const std::optional<std::string>& id) override;
+  Result<std::string> files_metrics(const std::optional<std::string>& id, bool latest_read_files) override;
+  Result<std::string> access_patterns(const std::optional<std::string>& id) override;
+  Result<std::string> backend_metrics(const std::optional<std::string>& id) override;
+  Result<std::string> blobcache_metrics(const std::optional<std::string>& id) override;
+  std::optional<std::string> inflight_metrics() override;
+  Result<std::string> backend_info(const std::string& mountpoint) override;
+
+ private:
+  struct Record {
+    MountInfo info;
+    std::shared_ptr<fs::FsMetrics> metrics;
+  };
+  Result<std::shared_ptr<fs::Filesystem>> make_instance(const MountRequest& req) const;
+  Result<std::shared_ptr<fs::FsMetrics>> find_metrics(const std::optional<std::string>& id) const;
+
+  const FuseServiceOptions options_;
+  fs::PseudoFs pseudo_;
+  std::mutex mount_mu_;                          // serialises mount/remount/umount
+  mutable std::mutex mu_;
+  std::map<std::string, Record> records_;        // guarded by mu_; key: normalised mountpoint
+  std::shared_ptr<fs::FuseServer> server_;       // guarded by mu_
+};
+
+}  // namespace nydus::daemon

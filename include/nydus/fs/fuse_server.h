@@ -1,0 +1,93 @@
+// FuseServer: a FUSE session (libfuse3 low-level API) mounted at a host path,
+// serving a PseudoFs with N worker threads.
+//
+// Workers run our own loop rather than fuse_session_loop_mt: each polls the
+// (non-blocking) /dev/fuse descriptor and a stop eventfd, receives one request,
+// records it in its in-flight slot (node id, opcode, unique, start time; §4.8)
+// and processes it. So stop() never depends on the kernel waking a blocked
+// read, and in-flight requests are visible per worker.
+//
+// The mount is read-only ("ro", plus EROFS from every write-type operation),
+// with default_permissions (the kernel checks modes; FUSE_ACCESS is not sent)
+// and allow_other.
+//
+// Lifetime: start() mounts and starts the workers; stop() (also run by the
+// destructor) wakes and joins the workers, lazily unmounts, closes the session
+// (requests still pending in the kernel then fail with ENOTCONN) and releases
+// the handles the kernel can no longer release. The PseudoFs must outlive the
+// server; one server per PseudoFs at a time.
+//
+// Thread-safety: inflight(), initialized(), fuse_fd() and the Invalidator
+// methods may be called from any thread; stop() from one thread at a time.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "nydus/fs/pseudo_fs.h"
+#include "nydus/result.h"
+
+struct fuse_session;
+
+namespace nydus::fs {
+
+struct FuseServerOptions {
+  unsigned threads = 4;        // worker threads, >= 1
+  double entry_timeout = 1.0;  // seconds the kernel may cache names
+  double attr_timeout = 1.0;   // seconds the kernel may cache attributes
+  std::string fsname = "nydusfs";
+};
+
+struct InflightRequest {  // one element of §4.8
+  std::uint64_t inode = 0;   // FUSE node id
+  std::uint32_t opcode = 0;  // FUSE opcode (e.g. 15 = READ)
+  std::uint64_t unique = 0;
+  std::uint64_t timestamp_secs = 0;
+};
+
+class FuseServer final : public Invalidator {
+ public:
+  // Mounts `mountpoint` (an existing directory) and starts the workers.
+  // Errors: kInvalidArgument (threads 0), kIo (session creation or mount failed; message names it).
+  static Result<std::unique_ptr<FuseServer>> start(PseudoFs& fs, const std::string& mountpoint, FuseServerOptions options);
+  ~FuseServer() override;
+  FuseServer(const FuseServer&) = delete;
+  FuseServer& operator=(const FuseServer&) = delete;
+
+  // Unmounts and joins the workers; idempotent.
+  void stop();
+  // True once the kernel's FUSE_INIT has been answered.
+  bool initialized() const { return initialized_.load(); }
+  // The /dev/fuse descriptor of the session (owned by the server), -1 after stop().
+  int fuse_fd() const;
+  const std::string& mountpoint() const { return mountpoint_; }
+  // Requests being handled now, one per busy worker (never a null element, §10 #25).
+  std::vector<InflightRequest> inflight() const;
+  // The §4.8 JSON array of `reqs`.
+  static std::string inflight_json(const std::vector<InflightRequest>& reqs);
+
+  void inval_entry(std::uint64_t parent, const std::string& name) override;
+  void inval_inode(std::uint64_t node) override;
+
+  struct Worker;
+  struct Ops;
+
+ private:
+  FuseServer(PseudoFs& fs, std::string mountpoint, FuseServerOptions options);
+  void work(Worker& w);
+
+  PseudoFs& fs_;
+  const std::string mountpoint_;
+  const FuseServerOptions options_;
+  fuse_session* se_ = nullptr;
+  int stop_fd_ = -1;
+  std::atomic<bool> initialized_{false};
+  std::atomic<bool> stopped_{false};
+  std::vector<std::unique_ptr<Worker>> workers_;
+};
+
+}  // namespace nydus::fs

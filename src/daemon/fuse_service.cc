@@ -1,0 +1,223 @@
+// FuseService: FsService over PseudoFs + FuseServer (see header).
+#include "nydus/daemon/fuse_service.h"
+
+#include <ctime>
+
+#include <fmt/format.h>
+
+#include "nydus/fs/passthrough_fs.h"
+
+namespace nydus::daemon {
+
+std::string format_mounted_time(std::chrono::system_clock::time_point t) {
+  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+  std::time_t secs = static_cast<std::time_t>(ns / 1000000000);
+  long frac = static_cast<long>(ns % 1000000000);
+  if (frac < 0) {
+    frac += 1000000000;
+    --secs;
+  }
+  std::tm tm{};
+  ::gmtime_r(&secs, &tm);
+  std::string f = fmt::format("{:09d}", frac);
+  while (f.size() > 1 && f.back() == '0') f.pop_back();
+  return fmt::format("{:04d}-{:02d}-{:02d} {:02d}:{:02d}:{:02d}.{} +00:00:00", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, f);
+}
+
+FuseService::FuseService(std::function<void(std::string)> on_error, FuseServiceOptions options)
+    : options_(std::move(options)), pseudo_(std::move(on_error)) {}
+
+FuseService::~FuseService() { stop(); }
+
+Result<void> FuseService::start(const std::string& mountpoint, unsigned threads) {
+  std::lock_guard mlock(mount_mu_);
+  {
+    std::lock_guard lock(mu_);
+    if (server_) return fail(ErrorCode::kAlreadyExists, "FUSE session already started at " + server_->mountpoint());
+  }
+  fs::FuseServerOptions o;
+  o.threads = threads;
+  o.entry_timeout = options_.entry_timeout;
+  o.attr_timeout = options_.attr_timeout;
+  auto s = fs::FuseServer::start(pseudo_, mountpoint, o);
+  if (!s) return tl::unexpected(s.error());
+  std::lock_guard lock(mu_);
+  server_ = std::move(*s);
+  return {};
+}
+
+void FuseService::stop() {
+  std::shared_ptr<fs::FuseServer> s;
+  {
+    std::lock_guard lock(mu_);
+    s = std::move(server_);
+  }
+  if (s) s->stop();  // joins workers outside mu_ so metrics readers never wait on it
+}
+
+bool FuseService::started() const {
+  std::lock_guard lock(mu_);
+  return server_ != nullptr;
+}
+
+bool FuseService::initialized() const {
+  std::lock_guard lock(mu_);
+  return server_ && server_->initialized();
+}
+
+int FuseService::fuse_fd() const {
+  std::lock_guard lock(mu_);
+  return server_ ? server_->fuse_fd() : -1;
+}
+
+Result<std::shared_ptr<fs::Filesystem>> FuseService::make_instance(const MountRequest& req) const {
+  if (req.type == FsType::kRafs) return fail(ErrorCode::kUnsupported, "RAFS filesystems are not supported yet");
+  fs::PassthroughOptions o;
+  o.source = req.source;
+  o.before_read = options_.before_read;
+  auto p = fs::PassthroughFs::create(std::move(o));
+  if (!p) {
+    // A bad source is the caller's mistake, not "object or filesystem doesn't exist".
+    if (p.error().code() == ErrorCode::kNotFound) return fail(ErrorCode::kInvalidArgument, p.error().message());
+    return tl::unexpected(p.error());
+  }
+  return std::shared_ptr<fs::Filesystem>(std::move(*p));
+}
+
+namespace {
+
+fs::FsMetricsOptions metrics_options(const config::ConfigV2& c) {
+  fs::FsMetricsOptions o;
+  if (c.rafs) {
+    o.files = c.rafs->iostats_files;
+    o.access_pattern = c.rafs->access_pattern;
+    o.latest_read_files = c.rafs->latest_read_files;
+  }
+  return o;
+}
+
+MountInfo info_of(const MountRequest& req, const std::string& mp) {
+  MountInfo info;
+  info.mountpoint = mp;
+  info.type = req.type;
+  info.mounted_time = format_mounted_time(std::chrono::system_clock::now());
+  if (req.type == FsType::kRafs) info.config = req.config;
+  return info;
+}
+
+}  // namespace
+
+Result<void> FuseService::mount(const MountRequest& req) {
+  auto mp = fs::PseudoFs::normalize(req.mountpoint);
+  if (!mp) return tl::unexpected(mp.error());
+  std::lock_guard mlock(mount_mu_);
+  if (pseudo_.is_attached(*mp)) return fail(ErrorCode::kAlreadyExists, "object or filesystem already exists");
+  auto inst = make_instance(req);
+  if (!inst) return tl::unexpected(inst.error());
+  auto metrics = std::make_shared<fs::FsMetrics>(*mp, metrics_options(req.config));
+  if (auto r = pseudo_.attach(*mp, *inst, metrics); !r) return r;
+  std::lock_guard lock(mu_);
+  records_[*mp] = Record{info_of(req, *mp), std::move(metrics)};
+  return {};
+}
+
+Result<void> FuseService::remount(const MountRequest& req) {
+  auto mp = fs::PseudoFs::normalize(req.mountpoint);
+  if (!mp) return tl::unexpected(mp.error());
+  std::lock_guard mlock(mount_mu_);
+  if (!pseudo_.is_attached(*mp)) return fail(ErrorCode::kNotFound, "object or filesystem doesn't exist");
+  auto inst = make_instance(req);
+  if (!inst) return tl::unexpected(inst.error());
+  auto metrics = std::make_shared<fs::FsMetrics>(*mp, metrics_options(req.config));
+  if (auto r = pseudo_.swap(*mp, *inst, metrics); !r) return r;
+  std::lock_guard lock(mu_);
+  records_[*mp] = Record{info_of(req, *mp), std::move(metrics)};
+  return {};
+}
+
+Result<void> FuseService::umount(const std::string& mountpoint) {
+  auto mp = fs::PseudoFs::normalize(mountpoint);
+  if (!mp) return tl::unexpected(mp.error());
+  std::lock_guard mlock(mount_mu_);
+  if (auto r = pseudo_.detach(*mp); !r) return r;
+  std::lock_guard lock(mu_);
+  records_.erase(*mp);  // §10 #24: the instance's metrics go with it
+  return {};
+}
+
+bool FuseService::is_mounted(const std::string& mountpoint) const {
+  auto mp = fs::PseudoFs::normalize(mountpoint);
+  if (!mp) return false;
+  std::lock_guard lock(mu_);
+  return records_.count(*mp) != 0;
+}
+
+std::vector<MountInfo> FuseService::mounts() const {
+  std::lock_guard lock(mu_);
+  std::vector<MountInfo> out;
+  for (const auto& [mp, r] : records_) out.push_back(r.info);
+  return out;
+}
+
+Result<std::shared_ptr<fs::FsMetrics>> FuseService::find_metrics(const std::optional<std::string>& id) const {
+  std::lock_guard lock(mu_);
+  if (!id) {
+    if (records_.size() != 1) return fail(ErrorCode::kNotFound, "no counter");
+    return records_.begin()->second.metrics;
+  }
+  auto it = records_.find(*id);
+  if (it == records_.end()) return fail(ErrorCode::kNotFound, "no counter");
+  return it->second.metrics;
+}
+
+Result<std::string> FuseService::global_metrics(const std::optional<std::string>& id) {
+  auto m = find_metrics(id);
+  if (!m) return tl::unexpected(m.error());
+  return (*m)->global_json();
+}
+
+Result<std::string> FuseService::files_metrics(const std::optional<std::string>& id, bool latest_read_files) {
+  auto m = find_metrics(id);
+  if (!m) return tl::unexpected(m.error());
+  return latest_read_files ? (*m)->take_latest_read_files_json() : (*m)->files_json();
+}
+
+Result<std::string> FuseService::access_patterns(const std::optional<std::string>& id) {
+  auto m = find_metrics(id);
+  if (!m) return tl::unexpected(m.error());
+  return (*m)->access_patterns_json();
+}
+
+// Passthrough instances have no storage backend or blob cache: no counter.
+Result<std::string> FuseService::backend_metrics(const std::optional<std::string>&) {
+  return fail(ErrorCode::kNotFound, "no counter");
+}
+Result<std::string> FuseService::blobcache_metrics(const std::optional<std::string>&) {
+  return fail(ErrorCode::kNotFound, "no counter");
+}
+
+std::optional<std::string> FuseService::inflight_metrics() {
+  std::shared_ptr<fs::FuseServer> s;
+  {
+    std::lock_guard lock(mu_);
+    s = server_;
+  }
+  if (!s) return std::nullopt;
+  auto reqs = s->inflight();
+  if (reqs.empty()) return std::nullopt;
+  return fs::FuseServer::inflight_json(reqs);
+}
+
+Result<std::string> FuseService::backend_info(const std::string& mountpoint) {
+  auto mp = fs::PseudoFs::normalize(mountpoint);
+  if (!mp) return fail(ErrorCode::kNotFound, "object or filesystem doesn't exist");
+  std::lock_guard lock(mu_);
+  auto it = records_.find(*mp);
+  if (it == records_.end()) return fail(ErrorCode::kNotFound, "object or filesystem doesn't exist");
+  if (it->second.info.type != FsType::kRafs)
+    return fail(ErrorCode::kInvalidArgument, "filesystem type mismatch, expect RAFS");
+  return fail(ErrorCode::kUnsupported, "RAFS filesystems are not supported yet");
+}
+
+}  // namespace nydus::daemon

@@ -1,0 +1,390 @@
+// FuseServer: libfuse3 low-level glue. One fuse_lowlevel_ops table of thin
+// callbacks: each asks PseudoFs for a value or an errno and replies once.
+#define FUSE_USE_VERSION 35
+#include "nydus/fs/fuse_server.h"
+
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+namespace nydus::fs {
+
+namespace {
+
+// The leading fields of the kernel's struct fuse_in_header (linux/fuse.h).
+struct InHeader {
+  std::uint32_t len;
+  std::uint32_t opcode;
+  std::uint64_t unique;
+  std::uint64_t nodeid;
+};
+
+}  // namespace
+
+struct FuseServer::Worker {
+  std::thread thread;
+  mutable std::mutex mu;
+  bool busy = false;         // guarded by mu
+  InflightRequest current;   // guarded by mu
+};
+
+struct FuseServer::Ops {
+  static FuseServer& self(fuse_req_t req) { return *static_cast<FuseServer*>(fuse_req_userdata(req)); }
+
+  static void reply_entry(fuse_req_t req, const NodeEntry& e) {
+    const auto& o = self(req).options_;
+    fuse_entry_param p{};
+    p.ino = e.node;
+    p.attr = e.attr;
+    p.attr_timeout = o.attr_timeout;
+    p.entry_timeout = o.entry_timeout;
+    fuse_reply_entry(req, &p);
+  }
+
+  static void init(void* userdata, fuse_conn_info* conn) {
+    // Requests must arrive in memory so workers can read their headers (in-flight metrics).
+    conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+    static_cast<FuseServer*>(userdata)->initialized_.store(true);
+  }
+
+  static void lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+    auto e = self(req).fs_.lookup(parent, name);
+    if (!e) {
+      fuse_reply_err(req, e.error());
+      return;
+    }
+    reply_entry(req, *e);
+  }
+
+  static void forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+    self(req).fs_.forget(ino, nlookup);
+    fuse_reply_none(req);
+  }
+
+  static void forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
+    for (size_t i = 0; i < count; ++i) self(req).fs_.forget(forgets[i].ino, forgets[i].nlookup, true);
+    fuse_reply_none(req);
+  }
+
+  static void getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+    auto st = self(req).fs_.getattr(ino);
+    if (!st) {
+      fuse_reply_err(req, st.error());
+      return;
+    }
+    fuse_reply_attr(req, &*st, self(req).options_.attr_timeout);
+  }
+
+  static void readlink(fuse_req_t req, fuse_ino_t ino) {
+    auto s = self(req).fs_.readlink(ino);
+    if (!s) {
+      fuse_reply_err(req, s.error());
+      return;
+    }
+    fuse_reply_readlink(req, s->c_str());
+  }
+
+  static void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+    auto fh = self(req).fs_.open(ino, fi->flags);
+    if (!fh) {
+      fuse_reply_err(req, fh.error());
+      return;
+    }
+    fi->fh = *fh;
+    if (fuse_reply_open(req, fi) == -ENOENT) self(req).fs_.release(ino, *fh);  // interrupted
+  }
+
+  static void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+    thread_local std::vector<char> buf;
+    if (buf.size() < size) buf.resize(size);
+    auto n = self(req).fs_.read(ino, fi->fh, buf.data(), size, off);
+    if (!n) {
+      fuse_reply_err(req, n.error());
+      return;
+    }
+    fuse_reply_buf(req, buf.data(), *n);
+  }
+
+  static void release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+    self(req).fs_.release(ino, fi->fh);
+    fuse_reply_err(req, 0);
+  }
+
+  static void opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+    auto fh = self(req).fs_.opendir(ino);
+    if (!fh) {
+      fuse_reply_err(req, fh.error());
+      return;
+    }
+    fi->fh = *fh;
+    if (fuse_reply_open(req, fi) == -ENOENT) self(req).fs_.releasedir(ino, *fh);
+  }
+
+  static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi, bool plus) {
+    thread_local std::vector<char> buf;
+    if (buf.size() < size) buf.resize(size);
+    size_t pos = 0;
+    std::string name;
+    auto r = self(req).fs_.readdir(ino, fi->fh, static_cast<std::uint64_t>(off), plus,
+                                   [&](const DirEntry& de, const NodeEntry* e) {
+                                     name.assign(de.name);
+                                     size_t need;
+                                     if (plus) {
+                                       fuse_entry_param p{};
+                                       p.ino = e->node;
+                                       p.attr = e->attr;
+                                       if (e->node != 0) {
+                                         p.attr_timeout = self(req).options_.attr_timeout;
+                                         p.entry_timeout = self(req).options_.entry_timeout;
+                                       }
+                                       need = fuse_add_direntry_plus(req, buf.data() + pos, size - pos, name.c_str(), &p,
+                                                                     static_cast<off_t>(de.next_off));
+                                     } else {
+                                       struct stat st {};
+                                       st.st_ino = de.d_ino;
+                                       st.st_mode = static_cast<mode_t>(de.d_type << 12);
+                                       need = fuse_add_direntry(req, buf.data() + pos, size - pos, name.c_str(), &st,
+                                                                static_cast<off_t>(de.next_off));
+                                     }
+                                     if (need > size - pos) return false;
+                                     pos += need;
+                                     return true;
+                                   });
+    if (!r && pos == 0) {
+      fuse_reply_err(req, r.error());
+      return;
+    }
+    fuse_reply_buf(req, buf.data(), pos);
+  }
+  static void readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+    do_readdir(req, ino, size, off, fi, false);
+  }
+  static void readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+    do_readdir(req, ino, size, off, fi, true);
+  }
+
+  static void releasedir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+    self(req).fs_.releasedir(ino, fi->fh);
+    fuse_reply_err(req, 0);
+  }
+
+  static void statfs(fuse_req_t req, fuse_ino_t ino) {
+    auto sv = self(req).fs_.statfs(ino);
+    if (!sv) {
+      fuse_reply_err(req, sv.error());
+      return;
+    }
+    fuse_reply_statfs(req, &*sv);
+  }
+
+  static void reply_sized(fuse_req_t req, const FsResult<std::string>& v, size_t size) {
+    if (!v) fuse_reply_err(req, v.error());
+    else if (size == 0) fuse_reply_xattr(req, v->size());
+    else if (v->size() > size) fuse_reply_err(req, ERANGE);
+    else fuse_reply_buf(req, v->data(), v->size());
+  }
+  static void getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+    reply_sized(req, self(req).fs_.getxattr(ino, name), size);
+  }
+  static void listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+    reply_sized(req, self(req).fs_.listxattr(ino), size);
+  }
+
+  static void access(fuse_req_t req, fuse_ino_t ino, int mask) {
+    auto r = self(req).fs_.access(ino, mask);
+    fuse_reply_err(req, r ? 0 : r.error());
+  }
+
+  // Read-only by design: every write-type operation is refused.
+  static void setattr(fuse_req_t req, fuse_ino_t, struct stat*, int, fuse_file_info*) { fuse_reply_err(req, EROFS); }
+  static void mknod(fuse_req_t req, fuse_ino_t, const char*, mode_t, dev_t) { fuse_reply_err(req, EROFS); }
+  static void mkdir(fuse_req_t req, fuse_ino_t, const char*, mode_t) { fuse_reply_err(req, EROFS); }
+  static void unlink(fuse_req_t req, fuse_ino_t, const char*) { fuse_reply_err(req, EROFS); }
+  static void symlink(fuse_req_t req, const char*, fuse_ino_t, const char*) { fuse_reply_err(req, EROFS); }
+  static void rename(fuse_req_t req, fuse_ino_t, const char*, fuse_ino_t, const char*, unsigned) {
+    fuse_reply_err(req, EROFS);
+  }
+  static void link(fuse_req_t req, fuse_ino_t, fuse_ino_t, const char*) { fuse_reply_err(req, EROFS); }
+  static void write(fuse_req_t req, fuse_ino_t, const char*, size_t, off_t, fuse_file_info*) { fuse_reply_err(req, EROFS); }
+  static void create(fuse_req_t req, fuse_ino_t, const char*, mode_t, fuse_file_info*) { fuse_reply_err(req, EROFS); }
+  static void setxattr(fuse_req_t req, fuse_ino_t, const char*, const char*, size_t, int) { fuse_reply_err(req, EROFS); }
+  static void removexattr(fuse_req_t req, fuse_ino_t, const char*) { fuse_reply_err(req, EROFS); }
+
+  static fuse_lowlevel_ops table() {
+    fuse_lowlevel_ops o{};
+    o.init = init;
+    o.lookup = lookup;
+    o.forget = forget;
+    o.forget_multi = forget_multi;
+    o.getattr = getattr;
+    o.readlink = readlink;
+    o.open = open;
+    o.read = read;
+    o.release = release;
+    o.opendir = opendir;
+    o.readdir = readdir;
+    o.readdirplus = readdirplus;
+    o.releasedir = releasedir;
+    o.statfs = statfs;
+    o.getxattr = getxattr;
+    o.listxattr = listxattr;
+    o.access = access;
+    o.setattr = setattr;
+    o.mknod = mknod;
+    o.mkdir = mkdir;
+    o.unlink = unlink;
+    o.rmdir = unlink;
+    o.symlink = symlink;
+    o.rename = rename;
+    o.link = link;
+    o.write = write;
+    o.create = create;
+    o.setxattr = setxattr;
+    o.removexattr = removexattr;
+    return o;
+  }
+};
+
+FuseServer::FuseServer(PseudoFs& fs, std::string mountpoint, FuseServerOptions options)
+    : fs_(fs), mountpoint_(std::move(mountpoint)), options_(std::move(options)) {}
+
+Result<std::unique_ptr<FuseServer>> FuseServer::start(PseudoFs& fs, const std::string& mountpoint,
+                                                        FuseServerOptions options) {
+  if (options.threads == 0) return fail(ErrorCode::kInvalidArgument, "FUSE worker threads must be at least 1");
+  std::unique_ptr<FuseServer> s(new FuseServer(fs, mountpoint, std::move(options)));
+  std::string opts = fmt::format("ro,default_permissions,allow_other,fsname={},subtype=nydus", s->options_.fsname);
+  fuse_args args = FUSE_ARGS_INIT(0, nullptr);
+  fuse_opt_add_arg(&args, "nydusd");
+  fuse_opt_add_arg(&args, "-o");
+  fuse_opt_add_arg(&args, opts.c_str());
+  static const fuse_lowlevel_ops ops = Ops::table();
+  s->se_ = fuse_session_new(&args, &ops, sizeof(ops), s.get());
+  fuse_opt_free_args(&args);
+  if (!s->se_) return fail(ErrorCode::kIo, "cannot create FUSE session");
+  if (fuse_session_mount(s->se_, mountpoint.c_str()) != 0) {
+    fuse_session_destroy(s->se_);
+    s->se_ = nullptr;
+    return fail(ErrorCode::kIo, fmt::format("cannot mount FUSE at {} (is /dev/fuse available and the path a directory?)", mountpoint));
+  }
+  int fd = fuse_session_fd(s->se_);
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  s->stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (s->stop_fd_ < 0) {
+    int err = errno;
+    fuse_session_unmount(s->se_);
+    fuse_session_destroy(s->se_);
+    s->se_ = nullptr;
+    return tl::unexpected(os_error("eventfd", err));
+  }
+  for (unsigned i = 0; i < s->options_.threads; ++i) s->workers_.push_back(std::make_unique<Worker>());
+  for (auto& w : s->workers_) {
+    Worker* wp = w.get();
+    FuseServer* sp = s.get();
+    w->thread = std::thread([sp, wp] { sp->work(*wp); });
+  }
+  fs.set_invalidator(s.get());
+  spdlog::info("FUSE mounted at {} with {} worker threads", mountpoint, s->options_.threads);
+  return s;
+}
+
+FuseServer::~FuseServer() { stop(); }
+
+void FuseServer::work(Worker& w) {
+  fuse_buf buf{};
+  int fd = fuse_session_fd(se_);
+  for (;;) {
+    pollfd p[2] = {{fd, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
+    if (::poll(p, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (p[1].revents != 0 || fuse_session_exited(se_)) break;
+    int res = fuse_session_receive_buf(se_, &buf);
+    if (res == -EAGAIN || res == -EINTR) continue;
+    if (res <= 0) break;  // 0: unmounted / connection aborted
+    bool in_mem = (buf.flags & FUSE_BUF_IS_FD) == 0 && static_cast<size_t>(res) >= sizeof(InHeader);
+    if (in_mem) {
+      InHeader h;
+      std::memcpy(&h, buf.mem, sizeof h);
+      auto now = std::chrono::system_clock::now().time_since_epoch();
+      std::lock_guard lock(w.mu);
+      w.busy = true;
+      w.current = {h.nodeid, h.opcode, h.unique,
+                   static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(now).count())};
+    }
+    fuse_session_process_buf(se_, &buf);
+    if (in_mem) {
+      std::lock_guard lock(w.mu);
+      w.busy = false;
+    }
+  }
+  std::free(buf.mem);
+}
+
+void FuseServer::stop() {
+  if (stopped_.exchange(true)) return;
+  fs_.set_invalidator(nullptr);
+  if (!se_) return;
+  // Workers first (they poll the stop eventfd, never block in read), then the
+  // unmount: libfuse closes the /dev/fuse descriptor in fuse_session_unmount.
+  fuse_session_exit(se_);
+  std::uint64_t one = 1;
+  if (::write(stop_fd_, &one, sizeof one) < 0) spdlog::warn("FUSE stop: eventfd write failed");
+  for (auto& w : workers_)
+    if (w->thread.joinable()) w->thread.join();
+  fuse_session_unmount(se_);  // lazy as root; closing /dev/fuse aborts requests of busy files
+  fuse_session_destroy(se_);
+  se_ = nullptr;
+  fs_.release_all_handles();  // their releases will never arrive
+  ::close(stop_fd_);
+  stop_fd_ = -1;
+  spdlog::info("FUSE unmounted from {}", mountpoint_);
+}
+
+int FuseServer::fuse_fd() const { return se_ && !stopped_.load() ? fuse_session_fd(se_) : -1; }
+
+std::vector<InflightRequest> FuseServer::inflight() const {
+  std::vector<InflightRequest> out;
+  for (const auto& w : workers_) {
+    std::lock_guard lock(w->mu);
+    if (w->busy) out.push_back(w->current);
+  }
+  return out;
+}
+
+std::string FuseServer::inflight_json(const std::vector<InflightRequest>& reqs) {
+  nlohmann::ordered_json j = nlohmann::ordered_json::array();
+  for (const auto& r : reqs) {
+    nlohmann::ordered_json e;
+    e["inode"] = r.inode;
+    e["opcode"] = r.opcode;
+    e["unique"] = r.unique;
+    e["timestamp_secs"] = r.timestamp_secs;
+    j.push_back(std::move(e));
+  }
+  return j.dump();
+}
+
+void FuseServer::inval_entry(std::uint64_t parent, const std::string& name) {
+  if (!initialized_.load() || stopped_.load()) return;
+  fuse_lowlevel_notify_inval_entry(se_, parent, name.c_str(), name.size());  // -ENOENT: not cached
+}
+
+void FuseServer::inval_inode(std::uint64_t node) {
+  if (!initialized_.load() || stopped_.load()) return;
+  fuse_lowlevel_notify_inval_inode(se_, node, 0, 0);
+}
+
+}  // namespace nydus::fs

@@ -1,0 +1,170 @@
+// PseudoFs + PassthroughFs without FUSE: node ids, the lookup/forget
+// invariant, stale ids, mount-tree rules.
+#include "nydus/fs/pseudo_fs.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "nydus/fs/passthrough_fs.h"
+#include "util/raw_client.h"
+
+namespace nydus::fs {
+namespace {
+
+using testutil::TempDir;
+namespace stdfs = std::filesystem;
+
+class PseudoFsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    stdfs::create_directories(dir_.file("src/d"));
+    std::ofstream(dir_.file("src/f")) << "data";
+    ::link(dir_.file("src/f").c_str(), dir_.file("src/hard").c_str());
+    for (int i = 0; i < 5; ++i) std::ofstream(dir_.file("src/d/" + std::to_string(i))) << i;
+  }
+  std::shared_ptr<PassthroughFs> fs() {
+    auto p = PassthroughFs::create({dir_.file("src"), {}});
+    EXPECT_TRUE(p);
+    return *p;
+  }
+  std::shared_ptr<FsMetrics> metrics(const std::string& id = "/") { return std::make_shared<FsMetrics>(id, FsMetricsOptions{}); }
+  TempDir dir_;
+};
+
+TEST_F(PseudoFsTest, NormalizesMountpoints) {
+  EXPECT_EQ(*PseudoFs::normalize("/"), "/");
+  EXPECT_EQ(*PseudoFs::normalize("//a//b/"), "/a/b");
+  EXPECT_FALSE(PseudoFs::normalize("a"));
+  EXPECT_FALSE(PseudoFs::normalize(""));
+  EXPECT_FALSE(PseudoFs::normalize("/a/../b"));
+  EXPECT_FALSE(PseudoFs::normalize("/./b"));
+}
+
+TEST_F(PseudoFsTest, MountTreeRules) {
+  PseudoFs p;
+  ASSERT_TRUE(p.attach("/a/b", fs(), metrics()));
+  EXPECT_EQ(p.attach("/a/b", fs(), metrics()).error().code(), ErrorCode::kAlreadyExists);
+  EXPECT_EQ(p.attach("/a/b/c", fs(), metrics()).error().code(), ErrorCode::kInvalidArgument);  // inside a mount
+  EXPECT_EQ(p.attach("/a", fs(), metrics()).error().code(), ErrorCode::kInvalidArgument);      // above a mount
+  ASSERT_TRUE(p.attach("/", fs(), metrics()));  // root coexists with others
+  EXPECT_EQ(p.swap("/x", fs(), metrics()).error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(p.detach("/a").error().code(), ErrorCode::kNotFound);
+  ASSERT_TRUE(p.detach("/a/b"));
+  EXPECT_FALSE(p.is_attached("/a/b"));
+  // The pseudo directory "a" is gone with its last mount; "/" now resolves in the root instance.
+  auto e = p.lookup(kRootNode, "a");
+  EXPECT_FALSE(e);
+  EXPECT_EQ(e.error(), ENOENT);
+}
+
+TEST_F(PseudoFsTest, NodeIdsCarrySlotAndEpochAndGoStale) {
+  PseudoFs p;
+  auto inst = fs();
+  ASSERT_TRUE(p.attach("/s", inst, metrics("/s")));
+  unsigned slot = *p.slot_of("/s");
+  auto dir = p.lookup(kRootNode, "s");
+  ASSERT_TRUE(dir);
+  EXPECT_EQ(dir->node >> kSlotShift, slot);
+  EXPECT_EQ(dir->node & kLocalMask, PassthroughFs::kRootIno);
+  auto f = p.lookup(dir->node, "f");
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->node >> kSlotShift, slot);
+  EXPECT_EQ(inst->lookup_count(f->node & kLocalMask), 1u);
+  auto h = p.lookup(dir->node, "hard");  // hard link: same instance inode
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->node, f->node);
+  EXPECT_EQ(inst->lookup_count(f->node & kLocalMask), 2u);
+  p.forget(f->node, 2);
+  EXPECT_EQ(inst->lookup_count(f->node & kLocalMask), 0u);
+  EXPECT_EQ(p.getattr(f->node).error(), ESTALE);  // freed at zero
+  EXPECT_EQ(inst->inode_count(), 1u);             // only the pinned root
+  p.forget(dir->node, 5);                        // the root is never freed
+  EXPECT_TRUE(p.getattr(dir->node));
+
+  auto f2 = p.lookup(dir->node, "f");
+  ASSERT_TRUE(f2);
+  ASSERT_TRUE(p.swap("/s", fs(), metrics("/s")));
+  EXPECT_EQ(*p.slot_of("/s"), slot);
+  EXPECT_EQ(p.getattr(f2->node).error(), ESTALE);  // old epoch
+  EXPECT_EQ(p.lookup(f2->node, "x").error(), ESTALE);
+  p.forget(f2->node, 1);  // harmless
+  auto dir2 = p.lookup(kRootNode, "s");
+  ASSERT_TRUE(dir2);
+  EXPECT_NE(dir2->node, dir->node);
+  ASSERT_TRUE(p.detach("/s"));
+  EXPECT_EQ(p.getattr(dir2->node).error(), ESTALE);
+  EXPECT_EQ(p.getattr(0xdead).error(), ESTALE);  // unknown pseudo id
+}
+
+TEST_F(PseudoFsTest, ReaddirPlusCountsLookupsAndForgetsUnconsumedEntries) {
+  PseudoFs p;
+  auto inst = fs();
+  ASSERT_TRUE(p.attach("/", inst, metrics()));
+  auto d = p.lookup(kRootNode, "d");
+  ASSERT_TRUE(d);
+  auto fh = p.opendir(d->node);
+  ASSERT_TRUE(fh);
+  int taken = 0;
+  std::vector<std::uint64_t> nodes;
+  auto r = p.readdir(d->node, *fh, 0, true, [&](const DirEntry& de, const NodeEntry* e) {
+    if (taken == 4) return false;  // "buffer full" on the 5th entry
+    ++taken;
+    if (de.name != "." && de.name != "..") nodes.push_back(e->node);
+    return true;
+  });
+  ASSERT_TRUE(r);
+  p.releasedir(d->node, *fh);
+  ASSERT_EQ(nodes.size(), 2u);
+  // Counted: d (1) + 2 consumed entries; the refused one was forgotten again.
+  EXPECT_EQ(inst->inode_count(), 1u + 1u + 2u);
+  for (auto n : nodes) EXPECT_EQ(inst->lookup_count(n & kLocalMask), 1u);
+}
+
+TEST_F(PseudoFsTest, PseudoDirectoriesListMountpoints) {
+  PseudoFs p;
+  ASSERT_TRUE(p.attach("/x/one", fs(), metrics()));
+  ASSERT_TRUE(p.attach("/x/two", fs(), metrics()));
+  auto x = p.lookup(kRootNode, "x");
+  ASSERT_TRUE(x);
+  EXPECT_TRUE(S_ISDIR(x->attr.st_mode));
+  auto fh = p.opendir(x->node);
+  ASSERT_TRUE(fh);
+  std::vector<std::string> names;
+  ASSERT_TRUE(p.readdir(x->node, *fh, 0, false, [&](const DirEntry& de, const NodeEntry*) {
+    names.emplace_back(de.name);
+    return true;
+  }));
+  p.releasedir(x->node, *fh);
+  EXPECT_EQ(names, (std::vector<std::string>{".", "..", "one", "two"}));
+  EXPECT_EQ(p.open(x->node, O_RDONLY).error(), EISDIR);
+  EXPECT_EQ(p.access(x->node, W_OK).error(), EROFS);
+}
+
+TEST_F(PseudoFsTest, PassthroughRefusesWritesAndEscapes) {
+  auto inst = fs();
+  EXPECT_EQ(inst->open(PassthroughFs::kRootIno, O_RDWR).error(), EROFS);
+  EXPECT_EQ(inst->lookup(PassthroughFs::kRootIno, "..").error(), ENOENT);
+  EXPECT_EQ(inst->lookup(PassthroughFs::kRootIno, "a/b").error(), ENOENT);
+  auto f = inst->lookup(PassthroughFs::kRootIno, "f");
+  ASSERT_TRUE(f);
+  EXPECT_EQ(inst->open(f->ino, O_WRONLY).error(), EROFS);
+  EXPECT_EQ(inst->access(f->ino, W_OK).error(), EROFS);
+  EXPECT_TRUE(inst->access(f->ino, R_OK));
+  auto fh = inst->open(f->ino, O_RDONLY);
+  ASSERT_TRUE(fh);
+  char buf[16];
+  EXPECT_EQ(*inst->read(f->ino, *fh, buf, sizeof buf, 0), 4u);
+  EXPECT_EQ(*inst->read(f->ino, *fh, buf, sizeof buf, 100), 0u);
+  inst->release(f->ino, *fh);
+  EXPECT_EQ(inst->readlink(f->ino).error(), EINVAL);
+  EXPECT_EQ(PassthroughFs::create({dir_.file("src/f"), {}}).error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(PassthroughFs::create({dir_.file("nope"), {}}).error().code(), ErrorCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace nydus::fs
