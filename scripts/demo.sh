@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The main job: builds nydusd and nydusctl, starts nydusd with its API socket,
-# and queries it with nydusctl and curl. The daemon keeps running until you
-# press Ctrl-C (or, with --once, stops right after the queries).
+# The main job: builds nydusd and nydusctl, starts nydusd on a temporary FUSE
+# mount point serving the bundled sample directory (samples/hello) with its API
+# socket up, lists the mount, and queries the daemon with nydusctl and curl.
+# The daemon keeps running until you press Ctrl-C (with --once it stops right
+# after the queries). Without /dev/fuse (or root) it runs the API only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,14 +16,35 @@ cmake --build --preset default -j "$(nproc)" --target nydusd nydusctl
 
 work=$(mktemp -d /tmp/nydus-demo.XXXXXX)
 sock="$work/api.sock"
-./build/bin/nydusd --apisock "$sock" --id demo --supervisor "$work/supervisor.sock" --log-level info \
-  --log-file "$work/nydusd.log" &
+mnt="$work/mnt"
+mkdir -p "$mnt"
+fuse_args=()
+if [ -w /dev/fuse ] && [ "$(id -u)" -eq 0 ]; then
+  fuse_args=(--mountpoint "$mnt" --shared-dir "$PWD/samples/hello")
+else
+  echo "demo: /dev/fuse is not usable here (needs root and /dev/fuse); running the API only"
+fi
+./build/bin/nydusd --apisock "$sock" --log-level info --log-file "$work/nydusd.log" "${fuse_args[@]}" &
 pid=$!
-cleanup() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"; }
+cleanup() {
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  mountpoint -q "$mnt" 2>/dev/null && umount -l "$mnt"
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
 [ -S "$sock" ] || { echo "nydusd did not create $sock"; cat "$work/nydusd.log"; exit 1; }
+
+if [ "${#fuse_args[@]}" -gt 0 ]; then
+  for _ in $(seq 100); do mountpoint -q "$mnt" && break; sleep 0.05; done
+  echo "== ls -lR $mnt   (samples/hello served through FUSE)"
+  ls -lR "$mnt"
+  echo "== cat $mnt/docs/about.txt"
+  cat "$mnt/docs/about.txt"
+  echo
+fi
 
 echo "== nydusctl --sock $sock info"
 ./build/bin/nydusctl --sock "$sock" info
@@ -33,8 +56,10 @@ echo
 echo "== curl -X PUT .../api/v1/daemon -d '{\"log_level\":\"debug\"}'  (changes the log level)"
 curl -sS -o /dev/null -w "HTTP %{http_code}\n" --unix-socket "$sock" -X PUT \
   -d '{"log_level":"debug"}' http://localhost/api/v1/daemon
-echo "== an error answer: curl .../api/v1/metrics"
-curl -sS -w "\nHTTP %{http_code}\n" --unix-socket "$sock" http://localhost/api/v1/metrics
+echo "== nydusctl --sock $sock metrics   (counts of the FUSE operations above)"
+./build/bin/nydusctl --sock "$sock" metrics || true
+echo "== an error answer: curl .../api/v1/metrics?id=/nothing"
+curl -sS -w "\nHTTP %{http_code}\n" --unix-socket "$sock" "http://localhost/api/v1/metrics?id=/nothing"
 
 if [ "$once" -eq 1 ]; then
   ./build/bin/nydusctl --sock "$sock" info >/dev/null
@@ -42,7 +67,7 @@ if [ "$once" -eq 1 ]; then
   exit 0
 fi
 echo
-echo "nydusd (pid $pid) is serving $sock; try:"
+echo "nydusd (pid $pid) is serving ${fuse_args[1]:-no mount} and the API on $sock; try:"
 echo "  ./build/bin/nydusctl --sock $sock info"
 echo "  curl --unix-socket $sock http://localhost/api/v1/daemon"
 echo "Press Ctrl-C to stop."

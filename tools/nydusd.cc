@@ -5,13 +5,14 @@
 //   2. set up logging and the open-file limit; check --config;
 //   3. block SIGINT/SIGTERM in every thread; they are read from a signalfd by
 //      the main loop, so no work ever runs in signal context (§10 #16);
-//   4. create the daemon and run its start-up transitions (RUNNING, or INIT
-//      with --upgrade);
-//   5. only then bind the API socket (§1.1), refusing to replace a live
-//      daemon's socket or a non-socket file;
-//   6. wait for a signal (graceful shutdown) or an accepted PUT /daemon/exit
-//      (whose 204 has already been written);
-//   7. stop the API server, which removes the socket if it is still ours.
+//   4. with --mountpoint, create the FUSE service and attach --shared-dir at "/";
+//   5. bind the API socket, refusing to replace a live daemon's socket or a
+//      non-socket file, before anything is mounted on the host (§10 #33);
+//   6. run the daemon's start-up transitions: Mount, then Start, which mounts
+//      FUSE and starts its workers (RUNNING); with --upgrade stay in INIT;
+//   7. wait for a signal (graceful shutdown: unmount) or an accepted PUT
+//      /daemon/exit (its 204 already written; FUSE stays mounted, §2.5);
+//   8. stop the API server, which removes the socket if it is still ours.
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
@@ -19,6 +20,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <iostream>
 
@@ -28,6 +30,7 @@
 #include "nydus/api/service.h"
 #include "nydus/config/parse.h"
 #include "nydus/daemon/daemon.h"
+#include "nydus/daemon/fuse_service.h"
 #include "nydus/daemon/logging.h"
 
 namespace {
@@ -128,8 +131,8 @@ int main(int argc, char** argv) {
   add_flags(app, flags);
   app.add_flag("-V,--version", flags.version, "Print version information and exit");
   // `nydusd fuse …` is the same as `nydusd …`.
-  auto* fuse = app.add_subcommand("fuse", "Serve over FUSE (the default)");
-  fuse->fallthrough();
+  auto* fuse_cmd = app.add_subcommand("fuse", "Serve over FUSE (the default)");
+  fuse_cmd->fallthrough();
   app.require_subcommand(0, 1);
   CLI11_PARSE(app, argc, argv);
 
@@ -147,8 +150,12 @@ int main(int argc, char** argv) {
   raise_nofile(flags.rlimit_nofile);
   signal(SIGPIPE, SIG_IGN);  // a client vanishing mid-reply must never kill the daemon
 
-  if (!flags.bootstrap.empty() || !flags.shared_dir.empty() || !flags.localfs_dir.empty()) {
-    spdlog::error("serving filesystems (--bootstrap, --shared-dir, --localfs-dir) is not available in this build yet");
+  if (!flags.bootstrap.empty() || !flags.localfs_dir.empty()) {
+    spdlog::error("serving RAFS images (--bootstrap, --localfs-dir) is not available in this build yet");
+    return 1;
+  }
+  if (!flags.shared_dir.empty() && flags.mountpoint.empty()) {
+    spdlog::error("--shared-dir needs --mountpoint");
     return 1;
   }
   // The configuration is checked at start-up so a bad file fails here, naming the key.
@@ -158,10 +165,6 @@ int main(int argc, char** argv) {
       spdlog::error("invalid configuration {}: {}", flags.config, cfg.error().message());
       return 1;
     }
-  }
-  if (!flags.mountpoint.empty()) {
-    spdlog::warn("FUSE serving is not available in this build yet; {} is not mounted, running the API only",
-                 flags.mountpoint);
   }
 
   // Signals are consumed from a signalfd by the main loop; block them before any thread starts.
@@ -182,16 +185,36 @@ int main(int argc, char** argv) {
   if (!flags.supervisor.empty()) options.supervisor = flags.supervisor;
   options.upgrade = flags.upgrade;
   options.build = build;
-  daemon::Daemon d(options);
+
+  // Data-plane errors (from FUSE workers) go to the daemon's events ring while it exists.
+  std::atomic<daemon::Daemon*> events_target{nullptr};
+  std::shared_ptr<daemon::FuseService> fuse;
+  if (!flags.mountpoint.empty()) {
+    fuse = std::make_shared<daemon::FuseService>([&events_target](std::string text) {
+      if (daemon::Daemon* d = events_target.load()) d->events().push(text);
+    });
+    options.start_service = [fuse, mp = flags.mountpoint, threads = flags.thread_num] { return fuse->start(mp, threads); };
+    options.stop_service = [fuse] { fuse->stop(); };
+    options.fuse_ready = [fuse] { return fuse->initialized(); };
+    if (!flags.shared_dir.empty()) {
+      daemon::MountRequest shared{"/", daemon::FsType::kPassthrough, flags.shared_dir, {}, {}};
+      if (auto r = fuse->mount(shared); !r) {
+        spdlog::error("cannot serve {}: {}", flags.shared_dir, r.error().message());
+        return 1;
+      }
+    }
+  }
+  daemon::Daemon d(options, fuse);
+  events_target = &d;
+  // Cleared before `d` is destroyed: the FUSE service outlives it and may still report.
+  struct ClearOnExit {
+    std::atomic<daemon::Daemon*>& target;
+    ~ClearOnExit() { target = nullptr; }
+  } clear_events{events_target};
   d.set_exit_handler([exitfd] {
     std::uint64_t one = 1;
     [[maybe_unused]] auto n = write(exitfd, &one, sizeof(one));
   });
-  if (auto r = d.start(); !r) {
-    spdlog::error("start-up failed: {}", r.error().message());
-    return 1;
-  }
-
   std::unique_ptr<nydus::api::HttpServer> server;
   if (!flags.apisock.empty()) {
     nydus::api::HttpServerOptions http;
@@ -202,18 +225,30 @@ int main(int argc, char** argv) {
       return 1;
     }
     server = std::move(*s);
-    spdlog::info("nydusd {} ({}) API listening on {}, state {}", build.package_ver, build.git_commit, flags.apisock,
-                 daemon::to_string(d.state()));
-  } else {
-    spdlog::info("nydusd {} running without an API socket, state {}", build.package_ver, daemon::to_string(d.state()));
+    spdlog::info("API listening on {}", flags.apisock);
   }
+  if (auto r = d.start(); !r) {
+    spdlog::error("start-up failed: {}", r.error().message());
+    if (server) server->stop();
+    return 1;
+  }
+  spdlog::info("nydusd {} ({}) {}, state {}", build.package_ver, build.git_commit,
+               flags.mountpoint.empty() ? std::string("serving the API only") : "serving FUSE at " + flags.mountpoint,
+               daemon::to_string(d.state()));
 
   Wake why = wait_for_stop(sigfd, exitfd);
-  if (why == Wake::kSignal) d.shutdown();
+  if (why == Wake::kSignal) d.shutdown();  // unmounts FUSE (RUNNING -> READY -> STOPPED)
   if (server) server->stop();
   server.reset();
   close(sigfd);
   close(exitfd);
   spdlog::info("nydusd exited");
+  spdlog::shutdown();
+  if (why == Wake::kExitRequested && fuse) {
+    // PUT /daemon/exit leaves the FUSE mount for a successor to take over:
+    // leave without running the service's destructor, which would unmount.
+    std::fflush(nullptr);
+    _exit(0);
+  }
   return 0;
 }

@@ -72,11 +72,19 @@ tl::unexpected<ApiError> mount_error(const Error& e) { return tl::unexpected(Api
 Daemon::Daemon(DaemonOptions options, std::shared_ptr<FsService> fs)
     : options_(std::move(options)),
       fs_(std::move(fs)),
-      machine_([this](StateInput input, DaemonState, DaemonState) -> Result<void> {
+      machine_([this](StateInput input, DaemonState from, DaemonState) -> Result<void> {
         // Restore needs the supervisor's saved state; without one there is nothing to take over.
         if (input == StateInput::kTakeover) {
           if (!options_.supervisor) return fail(ErrorCode::kInternal, "MissingSupervisorPath");
           return fail(ErrorCode::kUnsupported, "live upgrade is not supported by this daemon yet");
+        }
+        if (input == StateInput::kStart && options_.start_service) {
+          if (auto r = options_.start_service(); !r) {
+            return fail(r.error().code(), "failed to start service, " + r.error().message());
+          }
+        }
+        if (input == StateInput::kStop && from == DaemonState::kReady && options_.stop_service) {
+          options_.stop_service();
         }
         return {};
       }),
@@ -257,8 +265,11 @@ ApiResult Daemon::takeover() {
 }
 
 ApiResult Daemon::send_fuse_fd() {
-  // Without a FUSE session there is no connection to hand over (HEAD: 503 NotReady).
-  return abnormal(DaemonError::not_ready());
+  // Without an initialised FUSE session there is no connection to hand over (HEAD: 503 NotReady).
+  if (!options_.fuse_ready || !options_.fuse_ready()) return abnormal(DaemonError::not_ready());
+  // Upstream aborts here without a supervisor (§10 #13); we answer.
+  if (!options_.supervisor) return abnormal(DaemonError::upgrade_manager("MissingSupervisorPath"));
+  return abnormal(DaemonError::unsupported());  // the supervisor protocol (§6.3) is not implemented yet
 }
 
 // The checks of contract §2.2.1 in upstream's order: fs_type, service,

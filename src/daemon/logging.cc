@@ -32,7 +32,7 @@ Result<void> setup_logging(spdlog::level::level_enum level, const std::string& l
   } catch (const spdlog::spdlog_ex& e) {
     return fail(ErrorCode::kIo, "cannot open log file " + log_file + ": " + e.what());
   }
-  logger->set_pattern("[%Y-%m-%d %H:%M:%S%.f] %^%l%$ %v");
+  logger->set_pattern("[%Y-%m-%d %H:%M:%S.%f] %^%l%$ %v");
   logger->flush_on(spdlog::level::warn);
   spdlog::set_default_logger(logger);
   spdlog::set_level(level);

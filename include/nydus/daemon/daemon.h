@@ -34,6 +34,13 @@ struct DaemonOptions {
   std::optional<std::string> supervisor;  // --supervisor
   bool upgrade = false;                   // --upgrade: wait in INIT for takeover
   api::BuildInfo build;                   // reported in daemon info
+  // Actions of the state machine (§5.2), all optional: Start runs
+  // start_service (e.g. mount FUSE and start its workers); Stop from READY runs
+  // stop_service (unmount). Exit runs neither, so FUSE stays mounted.
+  std::function<Result<void>()> start_service;
+  std::function<void()> stop_service;
+  // Whether the FUSE session has completed the kernel's INIT (for sendfd).
+  std::function<bool()> fuse_ready;
 };
 
 // The build information of this binary (also printed by `nydusd --version`).

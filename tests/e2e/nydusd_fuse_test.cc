@@ -1,0 +1,127 @@
+// End-to-end: nydusd serving FUSE (--mountpoint, --shared-dir) and mounts through the API.
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "util/daemon_process.h"
+#include "util/raw_client.h"
+
+namespace nydus::testutil {
+namespace {
+
+using Json = nlohmann::json;
+
+bool is_mounted(const std::string& path) {
+  std::ifstream in("/proc/self/mounts");
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream ss(line);
+    std::string dev, mp;
+    ss >> dev >> mp;
+    if (mp == path) return true;
+  }
+  return false;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class NydusdFuseTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (access("/dev/fuse", R_OK | W_OK) != 0) GTEST_SKIP() << "/dev/fuse is not available: " << std::strerror(errno);
+    if (geteuid() != 0) GTEST_SKIP() << "mounting FUSE needs root";
+    mnt_ = dir_.file("mnt");
+    src_ = dir_.file("src");
+    std::filesystem::create_directories(mnt_);
+    std::filesystem::create_directories(src_ + "/sub");
+    std::ofstream(src_ + "/sub/hello.txt") << "hello from the shared dir\n";
+    std::filesystem::create_symlink("sub/hello.txt", src_ + "/link");
+    sock_ = dir_.file("api.sock");
+  }
+  void TearDown() override {
+    daemon_.reset();
+    if (!mnt_.empty() && is_mounted(mnt_)) umount2(mnt_.c_str(), MNT_DETACH);
+  }
+  void start(std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"--apisock", sock_, "--mountpoint", mnt_, "--log-level", "debug"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    daemon_ = std::make_unique<DaemonProcess>(args, dir_.file("nydusd.log"));
+    ASSERT_TRUE(daemon_->wait_for_socket(sock_)) << daemon_->log();
+    for (int i = 0; i < 500 && !is_mounted(mnt_); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    ASSERT_TRUE(is_mounted(mnt_)) << daemon_->log();
+  }
+  HttpReply call(const std::string& method, const std::string& target, const std::string& body = "") {
+    std::string req = method + " " + target + " HTTP/1.1\r\nHost: x\r\n";
+    if (!body.empty()) req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+    auto r = round_trip(sock_, req + "\r\n" + body);
+    EXPECT_TRUE(r);
+    return r.value_or(HttpReply{});
+  }
+
+  TempDir dir_;
+  std::string mnt_, src_, sock_;
+  std::unique_ptr<DaemonProcess> daemon_;
+};
+
+TEST_F(NydusdFuseTest, SharedDirIsServedAndSigtermUnmounts) {
+  start({"--shared-dir", src_});
+  EXPECT_EQ(slurp(mnt_ + "/sub/hello.txt"), "hello from the shared dir\n");
+  EXPECT_EQ(std::filesystem::read_symlink(mnt_ + "/link"), "sub/hello.txt");
+  auto info = Json::parse(call("GET", "/api/v1/daemon").body);
+  EXPECT_EQ(info["state"], "RUNNING");
+  EXPECT_EQ(info["backend_collection"]["/"]["backend_type"], "PassthroughFs");
+  EXPECT_EQ(info["backend_collection"]["/"]["config"], nullptr);
+  auto metrics = Json::parse(call("GET", "/api/v1/metrics").body);
+  EXPECT_EQ(metrics["id"], "/");
+  EXPECT_GE(metrics["data_read"].get<std::uint64_t>(), 26u);
+  // Writes are refused: the service is read-only.
+  std::ofstream(mnt_ + "/new.txt") << "x";
+  EXPECT_FALSE(std::filesystem::exists(src_ + "/new.txt"));
+  daemon_->signal(SIGTERM);
+  EXPECT_EQ(daemon_->wait_exit(), 0) << daemon_->log();
+  EXPECT_FALSE(is_mounted(mnt_));
+}
+
+TEST_F(NydusdFuseTest, MountsThroughTheApi) {
+  start();
+  std::string other = dir_.file("other");
+  std::filesystem::create_directories(other);
+  std::ofstream(other + "/a.txt") << "instance two";
+  std::string body = Json{{"source", other}, {"fs_type", "passthrough_fs"}, {"config", ""}}.dump();
+  auto r = call("POST", "/api/v1/mount?mountpoint=%2Fsnap-1", body);
+  ASSERT_EQ(r.status, 204u) << r.body;
+  EXPECT_EQ(slurp(mnt_ + "/snap-1/a.txt"), "instance two");
+  EXPECT_EQ(call("POST", "/api/v1/mount?mountpoint=%2Fsnap-1", body).status, 500u);  // already exists
+  auto rafs = call("POST", "/api/v1/mount?mountpoint=%2Fr",
+                   Json{{"source", "/nonexistent"}, {"fs_type", "rafs"}, {"config", "{\"version\":2,\"backend\":{"
+                        "\"type\":\"localfs\",\"localfs\":{\"dir\":\"/b\"}},\"cache\":{\"type\":\"blobcache\","
+                        "\"filecache\":{\"work_dir\":\"/c\"}},\"rafs\":{\"mode\":\"direct\"}}"}}.dump());
+  EXPECT_EQ(rafs.status, 501u) << rafs.body;  // RAFS instances are not served by this build yet
+  EXPECT_EQ(call("DELETE", "/api/v1/mount?mountpoint=%2Fsnap-1").status, 204u);
+  EXPECT_FALSE(std::filesystem::exists(mnt_ + "/snap-1/a.txt"));
+  auto ctl = run_command({nydusctl_path(), "--sock", sock_, "info"});
+  EXPECT_EQ(ctl.first, 0) << ctl.second;
+}
+
+TEST_F(NydusdFuseTest, ExitLeavesTheMountForASuccessor) {
+  start({"--shared-dir", src_});
+  EXPECT_EQ(call("PUT", "/api/v1/daemon/exit").status, 204u);
+  EXPECT_EQ(daemon_->wait_exit(), 0) << daemon_->log();
+  EXPECT_TRUE(is_mounted(mnt_));  // upstream behaviour (§2.5): the mount outlives the process
+}
+
+}  // namespace
+}  // namespace nydus::testutil
