@@ -134,6 +134,15 @@ void Session::process() {
   process_buffered();
   in_process_ = false;
   maybe_write();
+  resume_reading();
+}
+
+// The next read waits for the write in flight: its completion runs after the
+// other connections' ready handlers, by when a closed-loop client has usually
+// sent its next request, so the read finds data instead of costing a
+// recv() that answers EAGAIN. A client cannot make us buffer more meanwhile.
+void Session::resume_reading() {
+  if (want_read_ && !reading_ && !writing_ && !closed_ && !read_done_) start_read();
 }
 
 void Session::process_buffered() {
@@ -147,7 +156,7 @@ void Session::process_buffered() {
     switch (ev.kind) {
       case ParseEvent::Kind::kNeedMore:
         update_deadline();
-        start_read();
+        want_read_ = true;
         return;
       case ParseEvent::Kind::kContinue:
         slots_.emplace_back();
@@ -172,6 +181,7 @@ void Session::process_buffered() {
 }
 
 void Session::start_read() {
+  want_read_ = false;
   reading_ = true;
   socket_.async_read_some(reader_.prepare(),
                           [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
@@ -308,7 +318,7 @@ void Session::on_write(const boost::system::error_code& ec) {
   } else if (paused_ && slots_.size() < server_->options.pipeline_limit) {
     paused_ = false;
     process();
-  } else if (reading_) {
+  } else if (reading_ || want_read_) {
     update_deadline();  // a written 100 Continue starts the body deadline
   }
   for (auto& fn : callbacks) run_callback(fn);
@@ -317,6 +327,7 @@ void Session::on_write(const boost::system::error_code& ec) {
     close_now();  // half-closed client fully answered
   } else {
     maybe_write();
+    resume_reading();
   }
 }
 

@@ -124,6 +124,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void process();
   void process_buffered();
   void start_read();
+  void resume_reading();
   void on_read(const boost::system::error_code& ec, std::size_t n);
   void dispatch(HttpRequest request, bool close);
   void push_error(unsigned status, std::string_view code, std::string message);
@@ -146,6 +147,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::size_t write_slots_ = 0;  // slots in the write in flight
   Deadline deadline_ = Deadline::kNone;
   bool reading_ = false;           // a read is in flight
+  bool want_read_ = false;         // more bytes needed; the read starts once no write is in flight
   bool read_done_ = false;         // no further request will be read
   bool paused_ = false;            // reading stopped at pipeline_limit
   bool writing_ = false;           // a write is in flight

@@ -186,11 +186,27 @@ ApiResult Daemon::execute(const api::ApiRequest& request) {
 }
 
 ApiResult Daemon::daemon_info(bool v2) const {
+  // Read the keys before building: a change racing with the build leaves a
+  // stale key behind, so the next call rebuilds.
+  const DaemonState state = machine_.state();
+  const std::uint64_t generation = (fs_ && !v2) ? fs_->mounts_generation() : 0;
+  std::lock_guard lock(info_mu_);
+  InfoCacheSlot& slot = info_cache_[v2 ? 1 : 0];
+  if (!slot.valid || slot.state != state || slot.generation != generation) {
+    slot.json = build_daemon_info(v2, state);
+    slot.state = state;
+    slot.generation = generation;
+    slot.valid = true;
+  }
+  return payload(PayloadKind::kDaemonInfo, slot.json);
+}
+
+std::string Daemon::build_daemon_info(bool v2, DaemonState state) const {
   api::DaemonInfo info;
   info.version = options_.build;
   info.id = options_.id;
   info.supervisor = options_.supervisor;
-  info.state = std::string(to_string(machine_.state()));
+  info.state = std::string(to_string(state));
   if (!v2) {
     nlohmann::ordered_json collection = nlohmann::ordered_json::object();
     if (fs_) {
@@ -205,7 +221,7 @@ ApiResult Daemon::daemon_info(bool v2) const {
     }
     info.backend_collection = std::move(collection);
   }
-  return payload(PayloadKind::kDaemonInfo, api::to_json(info));
+  return api::to_json(info);
 }
 
 ApiResult Daemon::configure(const api::DaemonConf& conf) {

@@ -119,6 +119,7 @@ Result<void> FuseService::mount(const MountRequest& req) {
   if (auto r = pseudo_.attach(*mp, *inst, metrics); !r) return r;
   std::lock_guard lock(mu_);
   records_[*mp] = Record{info_of(req, *mp), std::move(metrics)};
+  ++generation_;
   return {};
 }
 
@@ -133,6 +134,7 @@ Result<void> FuseService::remount(const MountRequest& req) {
   if (auto r = pseudo_.swap(*mp, *inst, metrics); !r) return r;
   std::lock_guard lock(mu_);
   records_[*mp] = Record{info_of(req, *mp), std::move(metrics)};
+  ++generation_;
   return {};
 }
 
@@ -143,6 +145,7 @@ Result<void> FuseService::umount(const std::string& mountpoint) {
   if (auto r = pseudo_.detach(*mp); !r) return r;
   std::lock_guard lock(mu_);
   records_.erase(*mp);  // §10 #24: the instance's metrics go with it
+  ++generation_;
   return {};
 }
 
@@ -152,6 +155,8 @@ bool FuseService::is_mounted(const std::string& mountpoint) const {
   std::lock_guard lock(mu_);
   return records_.count(*mp) != 0;
 }
+
+std::uint64_t FuseService::mounts_generation() const { return generation_.load(); }
 
 std::vector<MountInfo> FuseService::mounts() const {
   std::lock_guard lock(mu_);

@@ -17,18 +17,22 @@ class FakeFs : public FsService {
     last = req;
     if (fail_with) return tl::unexpected(*fail_with);
     mounted[req.mountpoint] = req;
+    ++generation;
     return {};
   }
   Result<void> remount(const MountRequest& req) override {
     last = req;
     mounted[req.mountpoint] = req;
+    ++generation;
     return {};
   }
   Result<void> umount(const std::string& mp) override {
     if (!mounted.erase(mp)) return fail(ErrorCode::kNotFound, "object or filesystem doesn't exist");
+    ++generation;
     return {};
   }
   bool is_mounted(const std::string& mp) const override { return mounted.count(mp) != 0; }
+  std::uint64_t mounts_generation() const override { return generation; }
   std::vector<MountInfo> mounts() const override {
     std::vector<MountInfo> out;
     for (const auto& [mp, req] : mounted) {
@@ -61,6 +65,7 @@ class FakeFs : public FsService {
   std::optional<MountRequest> last;
   std::optional<Error> fail_with;
   std::optional<std::string> inflight;
+  std::uint64_t generation = 0;
 };
 
 struct Reply {
@@ -126,6 +131,24 @@ TEST_F(MountTest, SnapshotterMountReachesTheServiceWithConvertedConfig) {
   EXPECT_EQ(entry["mounted_time"], "2026-11-25 08:31:35.5 +00:00:00");
   EXPECT_EQ(entry["config"]["backend"]["localfs"]["dir"], "/var/lib/blobs");
   EXPECT_EQ(entry["config"]["cache"]["filecache"]["work_dir"], "/var/lib/cache");
+}
+
+// Daemon info is cached between requests; every mount change must show.
+TEST_F(MountTest, DaemonInfoFollowsMountsAndState) {
+  auto collection = [&] { return nlohmann::json::parse(call("GET", "/api/v1/daemon").body)["backend_collection"]; };
+  auto state = [&] { return nlohmann::json::parse(call("GET", "/api/v1/daemon").body)["state"]; };
+  EXPECT_TRUE(collection().empty());
+  EXPECT_EQ(state(), "INIT");
+  ASSERT_EQ(call("POST", "/api/v1/mount?mountpoint=/a", mount_body("passthrough_fs", "")).status, 204u);
+  EXPECT_EQ(collection().size(), 1u);
+  EXPECT_EQ(collection()["/a"]["backend_type"], "PassthroughFs");
+  ASSERT_EQ(call("PUT", "/api/v1/mount?mountpoint=/a", mount_body("rafs", kSnapshotterConfig)).status, 204u);
+  EXPECT_EQ(collection()["/a"]["backend_type"], "Rafs");
+  ASSERT_EQ(call("DELETE", "/api/v1/mount?mountpoint=/a").status, 204u);
+  EXPECT_TRUE(collection().empty());
+  ASSERT_TRUE(daemon_.start());
+  EXPECT_EQ(state(), "RUNNING");
+  EXPECT_EQ(nlohmann::json::parse(call("GET", "/api/v2/daemon").body)["state"], "RUNNING");
 }
 
 // §10 #22: daemon info never shows credentials, whatever the backend.

@@ -17,6 +17,7 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -74,6 +75,7 @@ class Daemon : public api::ApiHandler {
 
  private:
   api::ApiResult daemon_info(bool v2) const;
+  std::string build_daemon_info(bool v2, DaemonState state) const;
   api::ApiResult configure(const api::DaemonConf& conf);
   api::ApiResult get_config(const api::GetConfig& r) const;
   api::ApiResult update_config(const api::UpdateConfig& r);
@@ -96,6 +98,18 @@ class Daemon : public api::ApiHandler {
   RuntimeConfigStore runtime_config_;
   std::function<void()> exit_handler_;  // set before the API starts
   std::unique_ptr<Worker> worker_;
+
+  // Daemon info is the most frequent request (supervisors poll it) and only
+  // changes with the state or the mounts: keep the serialised text per
+  // version, keyed by what it was built from.
+  struct InfoCacheSlot {
+    bool valid = false;
+    DaemonState state = DaemonState::kInit;
+    std::uint64_t generation = 0;
+    std::string json;
+  };
+  mutable std::mutex info_mu_;
+  mutable InfoCacheSlot info_cache_[2];  // [v2]; guarded by info_mu_
 };
 
 }  // namespace nydus::daemon

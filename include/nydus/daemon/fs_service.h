@@ -17,6 +17,7 @@
 // metrics and info methods from the API I/O thread and must not block on I/O.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -53,6 +54,9 @@ class FsService {
   virtual Result<void> umount(const std::string& mountpoint) = 0;
   virtual bool is_mounted(const std::string& mountpoint) const = 0;
   virtual std::vector<MountInfo> mounts() const = 0;
+  // A counter that changes (after the change is visible) whenever mounts()
+  // would answer differently; lets the daemon cache what it builds from it.
+  virtual std::uint64_t mounts_generation() const = 0;
 
   // Metrics as the JSON texts of contract §4.3–§4.7. `id` selects the
   // instance by mountpoint; without it there must be exactly one

@@ -22,6 +22,7 @@
 // methods never wait for I/O or for a mount in progress.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -73,6 +74,7 @@ class FuseService final : public FsService {
   Result<void> umount(const std::string& mountpoint) override;
   bool is_mounted(const std::string& mountpoint) const override;
   std::vector<MountInfo> mounts() const override;
+  std::uint64_t mounts_generation() const override;
   Result<std::string> global_metrics(const std::optional<std::string>& id) override;
   Result<std::string> files_metrics(const std::optional<std::string>& id, bool latest_read_files) override;
   Result<std::string> access_patterns(const std::optional<std::string>& id) override;
@@ -95,6 +97,7 @@ class FuseService final : public FsService {
   mutable std::mutex mu_;
   std::map<std::string, Record> records_;        // guarded by mu_; key: normalised mountpoint
   std::shared_ptr<fs::FuseServer> server_;       // guarded by mu_
+  std::atomic<std::uint64_t> generation_{0};     // bumped under mu_ after records_ changes
 };
 
 }  // namespace nydus::daemon
