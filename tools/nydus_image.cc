@@ -11,6 +11,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -134,7 +135,7 @@ int main(int argc, char** argv) {
   CLI::App app{"nydus-image: build, inspect and check RAFS v6 images"};
   app.require_subcommand(1);
 
-  std::string src, boot, blob_dir, blob_file, compressor = "zstd", digester = "blake3", ci_compressor = "none";
+  std::string src, boot, blob_dir, blob_file, cache_image, compressor = "zstd", digester = "blake3", ci_compressor = "none";
   std::uint32_t chunk_size = 1 << 20;
   bool v2 = false, extended = false, validate = false;
   std::vector<std::string> prefetch;
@@ -150,6 +151,8 @@ int main(int argc, char** argv) {
   create->add_option("--ci-compressor", ci_compressor, "compression of the chunk-info array");
   create->add_flag("--extended", extended, "extended inodes everywhere (keeps mtime)");
   create->add_option("--prefetch", prefetch, "absolute path in the image to list in the prefetch table");
+  create->add_option("--cache-image", cache_image,
+                     "also write the uncompressed cache image (kernel EROFS reads data from it as device=)");
 
   std::string inspect_boot;
   auto* insp = app.add_subcommand("inspect", "print superblock, blobs and tree");
@@ -180,10 +183,16 @@ int main(int argc, char** argv) {
     o.chunk_info_v2 = v2;
     o.force_extended = extended;
     o.prefetch_paths = prefetch;
+    o.cache_image = !cache_image.empty();
     std::error_code ec;
     std::filesystem::create_directories(blob_dir, ec);
     auto r = build_image_files(src, o, boot, blob_dir);
     if (!r) return die(r.error());
+    if (!cache_image.empty()) {
+      std::ofstream f(cache_image, std::ios::binary | std::ios::trunc);
+      f.write(reinterpret_cast<const char*>(r->cache_image.data()), std::streamsize(r->cache_image.size()));
+      if (!f.flush()) return die(Error(ErrorCode::kIo, "cannot write " + cache_image));
+    }
     std::printf("bootstrap %s: %zu bytes, %llu inodes\n", boot.c_str(), r->bootstrap.size(),
                 (unsigned long long)r->inodes);
     if (!r->blob_id.empty()) {

@@ -2,10 +2,12 @@
 #include "nydus/daemon/fuse_service.h"
 
 #include <ctime>
+#include <filesystem>
 
 #include <fmt/format.h>
 
 #include "nydus/fs/passthrough_fs.h"
+#include "nydus/storage/blob_backend.h"
 
 namespace nydus::daemon {
 
@@ -26,7 +28,7 @@ std::string format_mounted_time(std::chrono::system_clock::time_point t) {
 }
 
 FuseService::FuseService(std::function<void(std::string)> on_error, FuseServiceOptions options)
-    : options_(std::move(options)), pseudo_(std::move(on_error)) {}
+    : options_(std::move(options)), on_error_(on_error), pseudo_(std::move(on_error)) {}
 
 FuseService::~FuseService() { stop(); }
 
@@ -71,8 +73,13 @@ int FuseService::fuse_fd() const {
   return server_ ? server_->fuse_fd() : -1;
 }
 
-Result<std::shared_ptr<fs::Filesystem>> FuseService::make_instance(const MountRequest& req) const {
-  if (req.type == FsType::kRafs) return fail(ErrorCode::kUnsupported, "RAFS filesystems are not supported yet");
+Result<std::shared_ptr<fs::Filesystem>> FuseService::make_instance(const MountRequest& req,
+                                                                  const std::string& mp) const {
+  if (req.type == FsType::kRafs) {
+    auto r = make_rafs(req, mp);
+    if (!r) return tl::unexpected(r.error());
+    return std::shared_ptr<fs::Filesystem>(std::move(*r));
+  }
   fs::PassthroughOptions o;
   o.source = req.source;
   o.before_read = options_.before_read;
@@ -83,6 +90,39 @@ Result<std::shared_ptr<fs::Filesystem>> FuseService::make_instance(const MountRe
     return tl::unexpected(p.error());
   }
   return std::shared_ptr<fs::Filesystem>(std::move(*p));
+}
+
+namespace {
+
+// Upstream's wording for every RAFS load failure (contract §2.2.1), with our reason.
+Error rafs_error(const Error& e) {
+  // kNotFound would read as "object or filesystem doesn't exist" at the API.
+  ErrorCode code = e.code() == ErrorCode::kNotFound ? ErrorCode::kInvalidArgument : e.code();
+  return Error(code, "RAFS failed to handle request, " + e.message());
+}
+
+}  // namespace
+
+Result<std::shared_ptr<fs::RafsFs>> FuseService::make_rafs(const MountRequest& req, const std::string& mp) const {
+  const config::ConfigV2& c = req.config;
+  if (!c.backend) return tl::unexpected(rafs_error(Error(ErrorCode::kInvalidArgument, "no backend configured")));
+  auto backend = storage::create_backend(*c.backend);
+  if (!backend) return tl::unexpected(rafs_error(backend.error()));
+  fs::RafsOptions o;
+  o.bootstrap = req.source;
+  o.image.backend = std::shared_ptr<storage::BlobBackend>(std::move(*backend));
+  o.image.digest_validate = (c.rafs && c.rafs->validate) || (c.cache && c.cache->validate);
+  if (c.cache && c.cache->filecache && (c.cache->type == "blobcache" || c.cache->type == "filecache")) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(c.cache->filecache->work_dir, ec)) o.image.blob_meta_dir = c.cache->filecache->work_dir;
+  }
+  o.enable_xattr = c.rafs && c.rafs->enable_xattr;
+  if (on_error_) {
+    o.on_error = [sink = on_error_, mp](std::string text) { sink(mp + ": " + text); };
+  }
+  auto fs = fs::RafsFs::open(std::move(o));
+  if (!fs) return tl::unexpected(rafs_error(fs.error()));
+  return std::move(*fs);
 }
 
 namespace {
@@ -113,12 +153,12 @@ Result<void> FuseService::mount(const MountRequest& req) {
   if (!mp) return tl::unexpected(mp.error());
   std::lock_guard mlock(mount_mu_);
   if (pseudo_.is_attached(*mp)) return fail(ErrorCode::kAlreadyExists, "object or filesystem already exists");
-  auto inst = make_instance(req);
+  auto inst = make_instance(req, *mp);
   if (!inst) return tl::unexpected(inst.error());
   auto metrics = std::make_shared<fs::FsMetrics>(*mp, metrics_options(req.config));
   if (auto r = pseudo_.attach(*mp, *inst, metrics); !r) return r;
   std::lock_guard lock(mu_);
-  records_[*mp] = Record{info_of(req, *mp), std::move(metrics)};
+  records_[*mp] = Record{info_of(req, *mp), std::move(metrics), std::dynamic_pointer_cast<fs::RafsFs>(*inst)};
   ++generation_;
   return {};
 }
@@ -128,12 +168,12 @@ Result<void> FuseService::remount(const MountRequest& req) {
   if (!mp) return tl::unexpected(mp.error());
   std::lock_guard mlock(mount_mu_);
   if (!pseudo_.is_attached(*mp)) return fail(ErrorCode::kNotFound, "object or filesystem doesn't exist");
-  auto inst = make_instance(req);
+  auto inst = make_instance(req, *mp);
   if (!inst) return tl::unexpected(inst.error());
   auto metrics = std::make_shared<fs::FsMetrics>(*mp, metrics_options(req.config));
   if (auto r = pseudo_.swap(*mp, *inst, metrics); !r) return r;
   std::lock_guard lock(mu_);
-  records_[*mp] = Record{info_of(req, *mp), std::move(metrics)};
+  records_[*mp] = Record{info_of(req, *mp), std::move(metrics), std::dynamic_pointer_cast<fs::RafsFs>(*inst)};
   ++generation_;
   return {};
 }
@@ -165,15 +205,21 @@ std::vector<MountInfo> FuseService::mounts() const {
   return out;
 }
 
-Result<std::shared_ptr<fs::FsMetrics>> FuseService::find_metrics(const std::optional<std::string>& id) const {
+Result<FuseService::Record> FuseService::find_record(const std::optional<std::string>& id) const {
   std::lock_guard lock(mu_);
   if (!id) {
     if (records_.size() != 1) return fail(ErrorCode::kNotFound, "no counter");
-    return records_.begin()->second.metrics;
+    return records_.begin()->second;
   }
   auto it = records_.find(*id);
   if (it == records_.end()) return fail(ErrorCode::kNotFound, "no counter");
-  return it->second.metrics;
+  return it->second;
+}
+
+Result<std::shared_ptr<fs::FsMetrics>> FuseService::find_metrics(const std::optional<std::string>& id) const {
+  auto r = find_record(id);
+  if (!r) return tl::unexpected(r.error());
+  return r->metrics;
 }
 
 Result<std::string> FuseService::global_metrics(const std::optional<std::string>& id) {
@@ -194,10 +240,15 @@ Result<std::string> FuseService::access_patterns(const std::optional<std::string
   return (*m)->access_patterns_json();
 }
 
-// Passthrough instances have no storage backend or blob cache: no counter.
-Result<std::string> FuseService::backend_metrics(const std::optional<std::string>&) {
-  return fail(ErrorCode::kNotFound, "no counter");
+// Backend counters exist for RAFS instances only (passthrough has no backend).
+Result<std::string> FuseService::backend_metrics(const std::optional<std::string>& id) {
+  auto r = find_record(id);
+  if (!r) return tl::unexpected(r.error());
+  if (!r->rafs || !r->rafs->backend()) return fail(ErrorCode::kNotFound, "no counter");
+  return r->rafs->backend()->metrics().to_json();
 }
+
+// No instance has a blob cache yet: reads go to the backend directly.
 Result<std::string> FuseService::blobcache_metrics(const std::optional<std::string>&) {
   return fail(ErrorCode::kNotFound, "no counter");
 }
@@ -220,9 +271,9 @@ Result<std::string> FuseService::backend_info(const std::string& mountpoint) {
   std::lock_guard lock(mu_);
   auto it = records_.find(*mp);
   if (it == records_.end()) return fail(ErrorCode::kNotFound, "object or filesystem doesn't exist");
-  if (it->second.info.type != FsType::kRafs)
-    return fail(ErrorCode::kInvalidArgument, "filesystem type mismatch, expect RAFS");
-  return fail(ErrorCode::kUnsupported, "RAFS filesystems are not supported yet");
+  if (!it->second.rafs) return fail(ErrorCode::kInvalidArgument, "filesystem type mismatch, expect RAFS");
+  auto secs = [](double t) { return static_cast<std::uint64_t>(t); };
+  return it->second.rafs->image().super_block_info_json(secs(options_.attr_timeout), secs(options_.entry_timeout));
 }
 
 }  // namespace nydus::daemon

@@ -357,7 +357,7 @@ struct stat PseudoFs::pseudo_attr(std::uint64_t local) const {
 }
 
 void PseudoFs::report(const Instance& inst, std::string_view op, Ino ino, int err, std::string_view extra) {
-  if (!on_error_) return;
+  if (!on_error_ || inst.fs->reports_own_errors()) return;
   on_error_(fmt::format("{}: {} inode {}{}: {}", inst.mountpoint, op, ino, extra, std::strerror(err)));
 }
 

@@ -124,6 +124,7 @@ class Builder {
   std::map<std::pair<std::uint64_t, Digest>, std::uint32_t> chunk_by_digest_;
   std::map<std::uint64_t, Digest> zero_digest_;
   std::vector<std::uint8_t> blob_;
+  std::vector<std::uint8_t> cache_;  // uncompressed cache image (opt_.cache_image)
   std::vector<ChunkInfo> cis_;
   std::vector<Digest> digests_;
   std::uint64_t ucur_ = 0;
@@ -207,6 +208,10 @@ Result<std::uint32_t> Builder::add_chunk(std::span<const std::uint8_t> data, boo
   } else {
     ci.compressed_size = ci.uncompressed_size;
     blob_.insert(blob_.end(), data.begin(), data.end());
+  }
+  if (opt_.cache_image) {
+    cache_.resize(ucur_ + align_up(data.size(), kBs));
+    std::copy(data.begin(), data.end(), cache_.begin() + std::ptrdiff_t(ucur_));
   }
   ucur_ += align_up(data.size(), kBs);
   std::uint32_t index = std::uint32_t(cis_.size());
@@ -557,6 +562,7 @@ Result<BuildResult> Builder::run(const std::string& src) {
   BuildResult out;
   out.bootstrap = std::move(img);
   out.blob = std::move(blob_);
+  out.cache_image = std::move(cache_);
   out.blob_id = bi.blob_id;
   out.inodes = order.size();
   out.chunks = cis_.size();

@@ -3,14 +3,19 @@
 // Owns the pseudo-filesystem (instances attached at paths inside it), the FUSE
 // session serving it at a host mountpoint, and the metrics registry keyed by
 // instance mountpoint. Instances: `passthrough_fs` serves the host directory
-// in `source` read-only; `rafs` answers kUnsupported until RAFS lands.
+// in `source` read-only; `rafs` serves the RAFS v6 / EROFS bootstrap in
+// `source` (fs/rafs_fs.h) with blobs from the configured backend, read
+// directly (no blob cache yet: a `cache` section is validated, and its
+// `work_dir` keeps `<blob_id>.blob.meta` chunk-info files when it exists).
+// Digests are verified when `rafs.validate` or `cache.validate` is set.
 //
 // Metrics registry (differs from upstream, §10 #24): an entry is created at
 // mount, replaced at remount and removed at umount, so "no id" queries work
 // again once a single instance is left. Counting rules: fs/fs_metrics.h.
 //
-// Remount of a passthrough instance swaps in a new instance of `source` (new
-// inode space and fresh metrics); files already open keep reading the old one.
+// Remount swaps in a new instance of `source` (for RAFS: the new bootstrap
+// and configuration; a new inode space and fresh metrics); files already open
+// keep reading the old one until closed.
 //
 // Lifecycle: construct, start(mountpoint, threads) mounts FUSE (mounts through
 // the API may happen before or after), stop() unmounts (also run by the
@@ -36,6 +41,7 @@
 #include "nydus/fs/fs_metrics.h"
 #include "nydus/fs/fuse_server.h"
 #include "nydus/fs/pseudo_fs.h"
+#include "nydus/fs/rafs_fs.h"
 
 namespace nydus::daemon {
 
@@ -87,11 +93,16 @@ class FuseService final : public FsService {
   struct Record {
     MountInfo info;
     std::shared_ptr<fs::FsMetrics> metrics;
+    std::shared_ptr<fs::RafsFs> rafs;  // RAFS instances only
   };
-  Result<std::shared_ptr<fs::Filesystem>> make_instance(const MountRequest& req) const;
+  Result<std::shared_ptr<fs::Filesystem>> make_instance(const MountRequest& req, const std::string& mp) const;
+  Result<std::shared_ptr<fs::RafsFs>> make_rafs(const MountRequest& req, const std::string& mp) const;
+  // The record of `id`, or of the only instance when `id` is absent; kNotFound otherwise.
+  Result<Record> find_record(const std::optional<std::string>& id) const;
   Result<std::shared_ptr<fs::FsMetrics>> find_metrics(const std::optional<std::string>& id) const;
 
   const FuseServiceOptions options_;
+  const std::function<void(std::string)> on_error_;
   fs::PseudoFs pseudo_;
   std::mutex mount_mu_;                          // serialises mount/remount/umount
   mutable std::mutex mu_;

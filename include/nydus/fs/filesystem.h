@@ -78,6 +78,10 @@ class Filesystem {
   virtual FsResult<std::string> getxattr(Ino ino, const char* name) = 0;
   virtual FsResult<std::string> listxattr(Ino ino) = 0;
   virtual FsResult<void> access(Ino ino, int mask) = 0;
+
+  // True when the instance reports its own failures (with their reasons) to
+  // the daemon's error sink, so the FUSE layer does not report them again.
+  virtual bool reports_own_errors() const { return false; }
 };
 
 }  // namespace nydus::fs

@@ -34,11 +34,16 @@ struct BuildOptions {
   Compressor ci_compressor = Compressor::kNone;
   bool force_extended = false;          // extended inodes everywhere (keeps mtime)
   std::vector<std::string> prefetch_paths;  // absolute paths in the image
+  // Also produce the uncompressed cache image (every chunk at its 4 KiB
+  // aligned uncompressed offset, what a blob cache holds as `<id>.blob.data`):
+  // the kernel's EROFS driver reads file data from it given as `device=`.
+  bool cache_image = false;
 };
 
 struct BuildResult {
   std::vector<std::uint8_t> bootstrap;
   std::vector<std::uint8_t> blob;  // empty when the tree has no file data
+  std::vector<std::uint8_t> cache_image;  // with BuildOptions::cache_image
   std::string blob_id;             // sha256 hex of `blob`; "" when no blob
   std::uint64_t inodes = 0;
   std::uint64_t chunks = 0;        // unique chunks in the blob

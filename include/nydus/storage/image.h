@@ -56,6 +56,10 @@ struct SuperBlock {
   std::uint64_t chunk_table_offset = 0, chunk_table_size = 0;
   std::uint64_t prefetch_table_offset = 0;
   std::uint32_t prefetch_table_size = 0;
+
+  // Inode owners are meaningful (RAFS flag EXPLICIT_UID_GID 0x10; always for
+  // plain EROFS). Without it nydusd shows its own uid/gid.
+  bool explicit_uid_gid() const { return !rafs || (flags & 0x10) != 0; }
 };
 
 struct InodeAttr {
