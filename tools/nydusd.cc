@@ -5,7 +5,9 @@
 //   2. set up logging and the open-file limit; check --config;
 //   3. block SIGINT/SIGTERM in every thread; they are read from a signalfd by
 //      the main loop, so no work ever runs in signal context (§10 #16);
-//   4. with --mountpoint, create the FUSE service and attach --shared-dir at "/";
+//   4. with --mountpoint, create the FUSE service; attach --shared-dir at "/"
+//      and the RAFS image of --bootstrap (--config or --localfs-dir) at
+//      --virtual-mountpoint;
 //   5. bind the API socket, refusing to replace a live daemon's socket or a
 //      non-socket file, before anything is mounted on the host (§10 #33);
 //   6. run the daemon's start-up transitions: Mount, then Start, which mounts
@@ -22,18 +24,24 @@
 
 #include <atomic>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
+#include <optional>
+#include <string>
 
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
 #include "nydus/api/service.h"
 #include "nydus/config/parse.h"
+#include "nydus/config/validate.h"
 #include "nydus/daemon/daemon.h"
 #include "nydus/daemon/fuse_service.h"
 #include "nydus/daemon/logging.h"
 
 namespace {
+
+namespace daemon = nydus::daemon;  // a namespace-scope alias would clash with daemon(3)
 
 struct Flags {
   std::string apisock;
@@ -122,6 +130,50 @@ Wake wait_for_stop(int sigfd, int exitfd) {
   }
 }
 
+// The RAFS instance --bootstrap asks for: configuration from --config (the
+// same rules as a mount through the API) or, with --localfs-dir, a localfs
+// backend over that directory; prefetch list from --prefetch-files.
+nydus::Result<daemon::MountRequest> rafs_mount_request(const Flags& f, const std::optional<nydus::config::ConfigV2>& cfg) {
+  using nydus::Error;
+  using nydus::ErrorCode;
+  daemon::MountRequest req;
+  req.mountpoint = f.virtual_mountpoint;
+  req.type = daemon::FsType::kRafs;
+  req.source = f.bootstrap;
+  if (cfg) {
+    if (auto problems = nydus::config::validate_for_rafs_mount(*cfg); !problems.empty()) {
+      return tl::unexpected(Error(ErrorCode::kInvalidArgument, "invalid configuration " + f.config + ", " +
+                                                                    nydus::config::render(problems)));
+    }
+    req.config = *cfg;
+  } else if (!f.localfs_dir.empty()) {
+    req.config.backend.emplace();
+    req.config.backend->type = "localfs";
+    req.config.backend->localfs.emplace();
+    req.config.backend->localfs->dir = f.localfs_dir;
+    req.config.cache.emplace();  // no cache
+    req.config.rafs.emplace();
+  } else {
+    return tl::unexpected(Error(ErrorCode::kInvalidArgument, "--bootstrap needs --config or --localfs-dir"));
+  }
+  if (!f.prefetch_files.empty()) {
+    std::ifstream in(f.prefetch_files);
+    if (!in) return tl::unexpected(Error(ErrorCode::kInvalidArgument, "cannot read --prefetch-files " + f.prefetch_files));
+    std::string line;
+    while (std::getline(in, line)) {
+      auto b = line.find_first_not_of(" \t\r");
+      if (b == std::string::npos) continue;  // blank lines are skipped
+      auto e = line.find_last_not_of(" \t\r");
+      std::string path = line.substr(b, e - b + 1);
+      if (path.front() != '/') {
+        return tl::unexpected(Error(ErrorCode::kInvalidArgument, "invalid prefetch file list: `" + path + "` is not absolute"));
+      }
+      req.prefetch_files.push_back(std::move(path));
+    }
+  }
+  return req;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -150,21 +202,36 @@ int main(int argc, char** argv) {
   raise_nofile(flags.rlimit_nofile);
   signal(SIGPIPE, SIG_IGN);  // a client vanishing mid-reply must never kill the daemon
 
-  if (!flags.bootstrap.empty() || !flags.localfs_dir.empty()) {
-    spdlog::error("serving RAFS images (--bootstrap, --localfs-dir) is not available in this build yet");
-    return 1;
-  }
   if (!flags.shared_dir.empty() && flags.mountpoint.empty()) {
     spdlog::error("--shared-dir needs --mountpoint");
     return 1;
   }
+  if (!flags.bootstrap.empty() && flags.mountpoint.empty()) {
+    spdlog::error("--bootstrap needs --mountpoint");
+    return 1;
+  }
+  if (!flags.localfs_dir.empty() && flags.bootstrap.empty()) {
+    spdlog::error("--localfs-dir needs --bootstrap");
+    return 1;
+  }
   // The configuration is checked at start-up so a bad file fails here, naming the key.
+  std::optional<nydus::config::ConfigV2> config;
   if (!flags.config.empty()) {
     auto cfg = nydus::config::parse_config_file(flags.config);
     if (!cfg) {
       spdlog::error("invalid configuration {}: {}", flags.config, cfg.error().message());
       return 1;
     }
+    config = std::move(*cfg);
+  }
+  std::optional<daemon::MountRequest> rafs_mount;
+  if (!flags.bootstrap.empty()) {
+    auto req = rafs_mount_request(flags, config);
+    if (!req) {
+      spdlog::error("cannot serve {}: {}", flags.bootstrap, req.error().message());
+      return 1;
+    }
+    rafs_mount = std::move(*req);
   }
 
   // Signals are consumed from a signalfd by the main loop; block them before any thread starts.
@@ -202,6 +269,13 @@ int main(int argc, char** argv) {
         spdlog::error("cannot serve {}: {}", flags.shared_dir, r.error().message());
         return 1;
       }
+    }
+    if (rafs_mount) {
+      if (auto r = fuse->mount(*rafs_mount); !r) {
+        spdlog::error("cannot serve {}: {}", flags.bootstrap, r.error().message());
+        return 1;
+      }
+      spdlog::info("serving RAFS image {} at {}", flags.bootstrap, rafs_mount->mountpoint);
     }
   }
   daemon::Daemon d(options, fuse);

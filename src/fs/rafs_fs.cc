@@ -30,6 +30,7 @@ struct timespec now_realtime() {
 RafsFs::RafsFs(std::unique_ptr<storage::Image> image, RafsOptions options)
     : image_(std::move(image)), options_(std::move(options)) {
   explicit_owner_ = image_->super_block().explicit_uid_gid();
+  nydus_rules_ = image_->super_block().rafs;
   if (options_.start_time.tv_sec == 0 && options_.start_time.tv_nsec == 0) options_.start_time = now_realtime();
 }
 
@@ -51,7 +52,7 @@ struct stat RafsFs::to_stat(const storage::InodeAttr& a) const {
   struct stat st {};
   st.st_ino = a.ino;
   st.st_mode = a.mode;
-  if (a.ino == image_->root_ino()) st.st_mode = (a.mode & S_IFMT) | 0755;
+  if (nydus_rules_ && a.ino == image_->root_ino()) st.st_mode = (a.mode & S_IFMT) | 0755;
   st.st_nlink = a.nlink;
   st.st_uid = explicit_owner_ ? a.uid : options_.owner_uid;
   st.st_gid = explicit_owner_ ? a.gid : options_.owner_gid;
@@ -60,7 +61,7 @@ struct stat RafsFs::to_stat(const storage::InodeAttr& a) const {
   st.st_blksize = static_cast<blksize_t>(image_->super_block().block_size);
   st.st_blocks = static_cast<blkcnt_t>(a.blocks);
   struct timespec t {};
-  if (a.mtime == 0 && a.mtime_nsec == 0) {
+  if (nydus_rules_ && a.mtime == 0 && a.mtime_nsec == 0) {
     t = options_.start_time;
   } else {
     t.tv_sec = static_cast<time_t>(a.mtime);

@@ -109,7 +109,10 @@ TEST_F(NydusdFuseTest, MountsThroughTheApi) {
                    Json{{"source", "/nonexistent"}, {"fs_type", "rafs"}, {"config", "{\"version\":2,\"backend\":{"
                         "\"type\":\"localfs\",\"localfs\":{\"dir\":\"/b\"}},\"cache\":{\"type\":\"blobcache\","
                         "\"filecache\":{\"work_dir\":\"/c\"}},\"rafs\":{\"mode\":\"direct\"}}"}}.dump());
-  EXPECT_EQ(rafs.status, 501u) << rafs.body;  // RAFS instances are not served by this build yet
+  EXPECT_EQ(rafs.status, 500u) << rafs.body;  // no such bootstrap
+  EXPECT_NE(Json::parse(rafs.body)["message"].get<std::string>().find("RAFS failed to handle request, "),
+            std::string::npos)
+      << rafs.body;
   EXPECT_EQ(call("DELETE", "/api/v1/mount?mountpoint=%2Fsnap-1").status, 204u);
   EXPECT_FALSE(std::filesystem::exists(mnt_ + "/snap-1/a.txt"));
   auto ctl = run_command({nydusctl_path(), "--sock", sock_, "info"});

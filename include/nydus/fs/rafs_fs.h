@@ -5,13 +5,13 @@
 // (local 0 is reserved by the FUSE layer); st_ino and d_ino are the nid
 // itself, as the kernel's EROFS driver reports them.
 //
-// Attributes follow nydusd's rules for RAFS (rafs-format.md §1.14):
+// Attributes of RAFS images follow nydusd's rules (rafs-format.md §1.14):
 //   - images without EXPLICIT_UID_GID report every inode as owned by
-//     `owner_uid`/`owner_gid` (default: the daemon's effective ids); plain
-//     EROFS images always carry their own;
+//     `owner_uid`/`owner_gid` (default: the daemon's effective ids);
 //   - an mtime of 0 (nydus compact inodes) reads as `start_time`;
-//     atime and ctime equal mtime;
 //   - the root directory's permission bits are 0755.
+// Plain EROFS images are shown exactly as the kernel's EROFS driver shows
+// them. In both, atime and ctime equal mtime.
 // Extended attributes: with `enable_xattr` off every inode has none
 // (getxattr ENODATA, listxattr empty). Upstream answers ENOSYS instead, which
 // makes the kernel stop asking for the whole FUSE connection, i.e. for every
@@ -93,6 +93,7 @@ class RafsFs final : public Filesystem {
   std::unique_ptr<storage::Image> image_;
   RafsOptions options_;
   bool explicit_owner_ = false;
+  bool nydus_rules_ = false;  // RAFS image (not plain EROFS): mtime 0 and root mode rules apply
 };
 
 }  // namespace nydus::fs
