@@ -28,7 +28,10 @@ std::string format_mounted_time(std::chrono::system_clock::time_point t) {
 }
 
 FuseService::FuseService(std::function<void(std::string)> on_error, FuseServiceOptions options)
-    : options_(std::move(options)), on_error_(on_error), pseudo_(std::move(on_error)) {}
+    : options_(std::move(options)),
+      on_error_(on_error),
+      chunk_cache_(std::make_shared<storage::ChunkCache>(options_.chunk_cache_bytes)),
+      pseudo_(std::move(on_error)) {}
 
 FuseService::~FuseService() { stop(); }
 
@@ -111,6 +114,7 @@ Result<std::shared_ptr<fs::RafsFs>> FuseService::make_rafs(const MountRequest& r
   fs::RafsOptions o;
   o.bootstrap = req.source;
   o.image.backend = std::shared_ptr<storage::BlobBackend>(std::move(*backend));
+  o.image.chunk_cache = chunk_cache_;
   o.image.digest_validate = (c.rafs && c.rafs->validate) || (c.cache && c.cache->validate);
   if (c.cache && c.cache->filecache && (c.cache->type == "blobcache" || c.cache->type == "filecache")) {
     std::error_code ec;

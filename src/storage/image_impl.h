@@ -58,7 +58,7 @@ struct Image::Impl {
   std::vector<std::unique_ptr<BlobState>> blob_states;
   std::vector<std::uint64_t> prefetch;
   std::uint32_t blkbits = 12;
-  std::uint64_t serial = 0;  // distinguishes images in per-thread chunk caches
+  std::uint64_t serial = 0;  // distinguishes images in a shared chunk cache
 
   ~Impl();
 

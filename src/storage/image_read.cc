@@ -40,14 +40,6 @@ using namespace ondisk;
 
 namespace {
 
-struct ChunkCache {
-  std::uint64_t serial = 0;
-  std::uint32_t blob = 0, index = 0;
-  std::vector<std::uint8_t> data;     // last decompressed chunk of this thread
-  std::vector<std::uint8_t> scratch;  // compressed bytes
-};
-thread_local ChunkCache tl_cache;
-
 Error corrupt(const std::string& what) { return Error(ErrorCode::kCorrupt, "bad image: " + what); }
 
 bool read_file_bytes(const std::string& path, std::vector<std::uint8_t>& out) {
@@ -142,35 +134,34 @@ Result<void> Image::Impl::read_rafs_chunk(std::uint32_t blob_index, std::uint32_
     if (*n != out.size()) return tl::unexpected(corrupt(where + ": blob is truncated"));
     return {};
   }
-  ChunkCache& cc = tl_cache;
-  if (!(cc.serial == serial && cc.blob == blob_index && cc.index == ci_index)) {
-    cc.serial = 0;
-    cc.data.resize(c.uncompressed_size);
+  // Compressed or validated chunks are decoded whole, once, through the cache.
+  auto load = [&]() -> Result<std::vector<std::uint8_t>> {
+    std::vector<std::uint8_t> data(c.uncompressed_size);
     if (c.compressed) {
       if (blob.compressor == Compressor::kNone) return tl::unexpected(corrupt(where + ": compressed in an uncompressed blob"));
-      cc.scratch.resize(c.compressed_size);
-      auto n = options.backend->read(blob.blob_id, c.compressed_offset, cc.scratch);
+      std::vector<std::uint8_t> packed(c.compressed_size);
+      auto n = options.backend->read(blob.blob_id, c.compressed_offset, packed);
       if (!n) return tl::unexpected(n.error());
-      if (*n != cc.scratch.size()) return tl::unexpected(corrupt(where + ": blob is truncated"));
-      auto d = decompress(blob.compressor, cc.scratch, cc.data);
+      if (*n != packed.size()) return tl::unexpected(corrupt(where + ": blob is truncated"));
+      auto d = decompress(blob.compressor, packed, data);
       if (!d) return tl::unexpected(d.error().with_context(where));
     } else {
-      auto n = options.backend->read(blob.blob_id, c.compressed_offset, cc.data);
+      auto n = options.backend->read(blob.blob_id, c.compressed_offset, data);
       if (!n) return tl::unexpected(n.error());
-      if (*n != cc.data.size()) return tl::unexpected(corrupt(where + ": blob is truncated"));
+      if (*n != data.size()) return tl::unexpected(corrupt(where + ": blob is truncated"));
     }
     if (validate) {
       const BlobState& st = *blob_states[blob_index];
       if (!st.has_digest[ci_index]) return tl::unexpected(corrupt(where + ": no digest in the chunk table"));
-      if (compute_digest(blob.digester, cc.data) != st.digests[ci_index]) {
+      if (compute_digest(blob.digester, data) != st.digests[ci_index]) {
         return tl::unexpected(corrupt(where + ": digest mismatch"));
       }
     }
-    cc.serial = serial;
-    cc.blob = blob_index;
-    cc.index = ci_index;
-  }
-  std::memcpy(out.data(), cc.data.data() + in_chunk, out.size());
+    return data;
+  };
+  auto chunk = options.chunk_cache->get(ChunkCache::Key{serial, blob_index, ci_index}, load);
+  if (!chunk) return tl::unexpected(chunk.error());
+  std::memcpy(out.data(), (*chunk)->data() + in_chunk, out.size());
   return {};
 }
 

@@ -247,6 +247,7 @@ Result<std::unique_ptr<Image>> Image::open(const std::string& path, ImageOptions
   }
   ::close(fd);
   impl->options = std::move(options);
+  if (!impl->options.chunk_cache) impl->options.chunk_cache = std::make_shared<ChunkCache>(kDefaultChunkCacheBytes);
   impl->serial = g_serial.fetch_add(1);
   if (auto r = impl->parse(); !r) return tl::unexpected(r.error().with_context(path));
   return std::unique_ptr<Image>(new Image(std::move(impl)));
@@ -258,6 +259,7 @@ Result<std::unique_ptr<Image>> Image::from_bytes(std::vector<std::uint8_t> bytes
   impl->data = impl->owned.data();
   impl->size = impl->owned.size();
   impl->options = std::move(options);
+  if (!impl->options.chunk_cache) impl->options.chunk_cache = std::make_shared<ChunkCache>(kDefaultChunkCacheBytes);
   impl->serial = g_serial.fetch_add(1);
   if (auto r = impl->parse(); !r) return tl::unexpected(r.error());
   return std::unique_ptr<Image>(new Image(std::move(impl)));

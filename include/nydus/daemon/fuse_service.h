@@ -48,6 +48,9 @@ namespace nydus::daemon {
 struct FuseServiceOptions {
   double entry_timeout = 1.0;  // seconds the kernel caches names
   double attr_timeout = 1.0;   // seconds the kernel caches attributes
+  // Decoded chunks kept in memory, shared by every RAFS instance (a chunk is
+  // fetched and decompressed once for the FUSE requests inside it).
+  std::size_t chunk_cache_bytes = 16u << 20;
   // Test hook for passthrough instances: runs before each read, a non-zero
   // errno fails it (may block, to hold a request in flight).
   std::function<int(fs::Ino)> before_read;
@@ -103,6 +106,7 @@ class FuseService final : public FsService {
 
   const FuseServiceOptions options_;
   const std::function<void(std::string)> on_error_;
+  const std::shared_ptr<storage::ChunkCache> chunk_cache_;
   fs::PseudoFs pseudo_;
   std::mutex mount_mu_;                          // serialises mount/remount/umount
   mutable std::mutex mu_;

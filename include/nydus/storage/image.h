@@ -13,8 +13,8 @@
 // the RAFS format notes (rafs-format.md).
 //
 // Thread-safety: an Image is immutable after open() except for lazily loaded
-// blob chunk-info arrays (loaded once under a per-blob mutex) and per-thread
-// scratch buffers; every const method may be called from many threads at
+// blob chunk-info arrays (loaded once under a per-blob mutex) and its chunk
+// cache (thread-safe); every const method may be called from many threads at
 // once. Views (string_views in DirEntry) point into the mapped bootstrap and
 // stay valid while the Image lives.
 #pragma once
@@ -32,6 +32,7 @@
 #include "nydus/result.h"
 #include "nydus/storage/blob_backend.h"
 #include "nydus/storage/blob_meta.h"
+#include "nydus/storage/chunk_cache.h"
 
 namespace nydus::storage {
 
@@ -91,7 +92,13 @@ struct ImageOptions {
   // When set, CI arrays are cached as `<dir>/<blob_id>.blob.meta` (CI array
   // padded to 4 KiB, then the 4 KiB header) and reused if the header matches.
   std::string blob_meta_dir;
+  // Decoded chunks (compressed or validated ones; plain reads go straight to
+  // the backend), shared between images when the caller passes one in;
+  // otherwise the image gets its own of kDefaultChunkCacheBytes.
+  std::shared_ptr<ChunkCache> chunk_cache;
 };
+
+inline constexpr std::size_t kDefaultChunkCacheBytes = 4u << 20;
 
 class Image {
  public:
