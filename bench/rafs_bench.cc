@@ -6,8 +6,10 @@
 //
 //   rafs_bench [workdir] [fuse-threads] [rounds]
 //
-// Images: uncompressed and zstd, 1 MiB chunks, built by the project's
-// generator from one 256 MiB file (text-like bytes, ~3x compressible by zstd).
+// Images: uncompressed and zstd with 1 MiB chunks (the nydus default), and
+// zstd with 64 KiB chunks (shows what the chunk size costs random reads),
+// built by the project's generator from one 256 MiB file (text-like bytes,
+// ~3x compressible by zstd).
 // Measurements, each with the page cache dropped before the pass (so every
 // side fetches from its storage: the blob file for ours, the loop device for
 // the kernel), median over `rounds`:
@@ -123,12 +125,16 @@ double median(std::vector<double> v) {
 }
 
 struct Image {
-  std::string name, boot, blobs, cache;
+  std::string name, label;
+  nydus::storage::Compressor compressor;
+  std::uint32_t chunk_size;
+  std::string boot, blobs, cache;
 };
 
-bool build(const std::string& src, const std::string& work, nydus::storage::Compressor c, Image& out) {
+bool build(const std::string& src, const std::string& work, Image& out) {
   nydus::storage::BuildOptions o;
-  o.compressor = c;
+  o.compressor = out.compressor;
+  o.chunk_size = out.chunk_size;
   o.cache_image = true;
   out.boot = work + "/" + out.name + ".boot";
   out.blobs = work + "/blobs";
@@ -162,15 +168,21 @@ int main(int argc, char** argv) {
   stdfs::create_directories(kmnt);
   make_source(src + "/big");
 
-  Image none{"none", "", "", ""}, zstd{"zstd", "", "", ""};
-  if (!build(src, work, nydus::storage::Compressor::kNone, none) ||
-      !build(src, work, nydus::storage::Compressor::kZstd, zstd))
-    return 1;
+  using nydus::storage::Compressor;
+  std::vector<Image> images = {
+      {"none", "nydusd FUSE, uncompressed", Compressor::kNone, 1u << 20, "", "", ""},
+      {"zstd", "nydusd FUSE, zstd", Compressor::kZstd, 1u << 20, "", "", ""},
+      {"zstd64k", "nydusd FUSE, zstd, 64 KiB chunks", Compressor::kZstd, 64u << 10, "", "", ""},
+  };
+  for (Image& im : images)
+    if (!build(src, work, im)) return 1;
+  const Image& none = images[0];
 
   nydus::fs::PseudoFs pseudo;
   // As nydusd's FuseService: one chunk cache of the default size for all instances.
   auto chunk_cache = std::make_shared<nydus::storage::ChunkCache>(16u << 20);
-  for (const Image* im : {&none, &zstd}) {
+  for (const Image& image : images) {
+    const Image* im = &image;
     nydus::config::LocalFsConfig lc;
     lc.dir = im->blobs;
     auto be = nydus::storage::LocalFsBackend::create(lc);
@@ -204,12 +216,16 @@ int main(int argc, char** argv) {
   std::vector<off_t> offsets(kRandomReads);
   for (auto& o : offsets) o = off_t((rng() % (kFileSize / kIo)) * kIo);
 
-  const std::string paths[3] = {kmnt + "/big", mnt + "/none/big", mnt + "/zstd/big"};
-  const char* labels[3] = {"kernel EROFS (uncompressed)", "nydusd FUSE, uncompressed", "nydusd FUSE, zstd"};
-  std::vector<double> seq[3], rnd[3];
+  std::vector<std::string> paths = {kmnt + "/big"}, labels = {"kernel EROFS (uncompressed)"};
+  for (const Image& im : images) {
+    paths.push_back(mnt + "/" + im.name + "/big");
+    labels.push_back(im.label);
+  }
+  const std::size_t sides = paths.size();
+  std::vector<std::vector<double>> seq(sides), rnd(sides);
   for (int r = 0; r < rounds; ++r) {
-    for (int i = 0; i < 3; ++i) {
-      int k = (i + r) % 3;  // rotate the order from round to round
+    for (std::size_t i = 0; i < sides; ++i) {
+      std::size_t k = (i + std::size_t(r)) % sides;  // rotate the order from round to round
       seq[k].push_back(seq_read(paths[k]));
       rnd[k].push_back(random_read(paths[k], offsets));
     }
@@ -219,10 +235,10 @@ int main(int argc, char** argv) {
   std::printf("|---|---|---|---|---|\n");
   double ks = median(seq[0]), kr = median(rnd[0]);
   bool failed = false;
-  for (int i = 0; i < 3; ++i) {
+  for (std::size_t i = 0; i < sides; ++i) {
     double s = median(seq[i]), rr = median(rnd[i]);
     failed |= s < 0 || rr < 0;
-    std::printf("| %s | %.0f | %.2f | %.0f | %.2f |\n", labels[i], 256 / s, ks / s, kRandomReads / rr, kr / rr);
+    std::printf("| %s | %.0f | %.2f | %.0f | %.2f |\n", labels[i].c_str(), 256 / s, ks / s, kRandomReads / rr, kr / rr);
   }
   sh("umount '" + kmnt + "'");
   sh("losetup -d " + loop);
