@@ -11,69 +11,25 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "util/daemon_process.h"
-#include "util/raw_client.h"
+#include "util/nydusd_fuse_fixture.h"
 
 namespace nydus::testutil {
 namespace {
 
 using Json = nlohmann::json;
 
-bool is_mounted(const std::string& path) {
-  std::ifstream in("/proc/self/mounts");
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream ss(line);
-    std::string dev, mp;
-    ss >> dev >> mp;
-    if (mp == path) return true;
-  }
-  return false;
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-class NydusdFuseTest : public ::testing::Test {
+class NydusdFuseTest : public NydusdFuseFixture {
  protected:
   void SetUp() override {
-    if (access("/dev/fuse", R_OK | W_OK) != 0) GTEST_SKIP() << "/dev/fuse is not available: " << std::strerror(errno);
-    if (geteuid() != 0) GTEST_SKIP() << "mounting FUSE needs root";
-    mnt_ = dir_.file("mnt");
+    NydusdFuseFixture::SetUp();
+    if (IsSkipped()) return;
     src_ = dir_.file("src");
-    std::filesystem::create_directories(mnt_);
     std::filesystem::create_directories(src_ + "/sub");
     std::ofstream(src_ + "/sub/hello.txt") << "hello from the shared dir\n";
     std::filesystem::create_symlink("sub/hello.txt", src_ + "/link");
-    sock_ = dir_.file("api.sock");
-  }
-  void TearDown() override {
-    daemon_.reset();
-    if (!mnt_.empty() && is_mounted(mnt_)) umount2(mnt_.c_str(), MNT_DETACH);
-  }
-  void start(std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"--apisock", sock_, "--mountpoint", mnt_, "--log-level", "debug"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    daemon_ = std::make_unique<DaemonProcess>(args, dir_.file("nydusd.log"));
-    ASSERT_TRUE(daemon_->wait_for_socket(sock_)) << daemon_->log();
-    for (int i = 0; i < 500 && !is_mounted(mnt_); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    ASSERT_TRUE(is_mounted(mnt_)) << daemon_->log();
-  }
-  HttpReply call(const std::string& method, const std::string& target, const std::string& body = "") {
-    std::string req = method + " " + target + " HTTP/1.1\r\nHost: x\r\n";
-    if (!body.empty()) req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
-    auto r = round_trip(sock_, req + "\r\n" + body);
-    EXPECT_TRUE(r);
-    return r.value_or(HttpReply{});
   }
 
-  TempDir dir_;
-  std::string mnt_, src_, sock_;
-  std::unique_ptr<DaemonProcess> daemon_;
+  std::string src_;
 };
 
 TEST_F(NydusdFuseTest, SharedDirIsServedAndSigtermUnmounts) {

@@ -23,9 +23,8 @@
 
 #include "nydus/storage/builder.h"
 #include "nydus/storage/digest.h"
-#include "util/daemon_process.h"
 #include "util/erofs_tree.h"
-#include "util/raw_client.h"
+#include "util/nydusd_fuse_fixture.h"
 
 namespace nydus::testutil {
 namespace {
@@ -35,23 +34,6 @@ namespace stdfs = std::filesystem;
 
 const std::string kFixture = std::string(NYDUS_SOURCE_DIR) + "/../shared/fixtures/rafs-v6";
 const std::string kSampleBlob = "be7d77eeb719f70884758d1aa800ed0fb09d701aaec469964e9d54325f0d5fef";
-
-bool is_mounted(const std::string& path) {
-  std::ifstream in("/proc/self/mounts");
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream ss(line);
-    std::string dev, mp;
-    ss >> dev >> mp;
-    if (mp == path) return true;
-  }
-  return false;
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 std::string sha256_of(const std::string& bytes) {
   return storage::to_hex(storage::sha256(std::span(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size())));
@@ -79,43 +61,13 @@ std::string v2_config(const std::string& blob_dir, bool validate) {
       .dump();
 }
 
-class RafsE2eTest : public ::testing::Test {
+class RafsE2eTest : public NydusdFuseFixture {
  protected:
-  void SetUp() override {
-    if (access("/dev/fuse", R_OK | W_OK) != 0) GTEST_SKIP() << "/dev/fuse is not available: " << std::strerror(errno);
-    if (geteuid() != 0) GTEST_SKIP() << "mounting FUSE needs root";
-    mnt_ = dir_.file("mnt");
-    sock_ = dir_.file("api.sock");
-    stdfs::create_directories(mnt_);
-  }
-  void TearDown() override {
-    daemon_.reset();
-    if (!mnt_.empty() && is_mounted(mnt_)) umount2(mnt_.c_str(), MNT_DETACH);
-  }
-  void start(std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"--apisock", sock_, "--mountpoint", mnt_, "--log-level", "info"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    daemon_ = std::make_unique<DaemonProcess>(args, dir_.file("nydusd.log"));
-    ASSERT_TRUE(daemon_->wait_for_socket(sock_)) << daemon_->log();
-    for (int i = 0; i < 500 && !is_mounted(mnt_); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    ASSERT_TRUE(is_mounted(mnt_)) << daemon_->log();
-  }
-  HttpReply call(const std::string& method, const std::string& target, const std::string& body = "") {
-    std::string req = method + " " + target + " HTTP/1.1\r\nHost: x\r\n";
-    if (!body.empty()) req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
-    auto r = round_trip(sock_, req + "\r\n" + body, std::chrono::seconds(30));
-    EXPECT_TRUE(r);
-    return r.value_or(HttpReply{});
-  }
   HttpReply mount(const std::string& mp, const std::string& boot, const std::string& config, bool remount = false) {
     std::string body = Json{{"source", boot}, {"fs_type", "rafs"}, {"config", config}}.dump();
     return call(remount ? "PUT" : "POST", "/api/v1/mount?mountpoint=" + mp, body);
   }
   Json events() { return Json::parse(call("GET", "/api/v1/daemon/events").body); }
-
-  TempDir dir_;
-  std::string mnt_, sock_;
-  std::unique_ptr<DaemonProcess> daemon_;
 };
 
 TEST_F(RafsE2eTest, SampleImageMountsWithTheSnapshotterConfig) {
