@@ -31,6 +31,7 @@ FuseService::FuseService(std::function<void(std::string)> on_error, FuseServiceO
     : options_(std::move(options)),
       on_error_(on_error),
       chunk_cache_(std::make_shared<storage::ChunkCache>(options_.chunk_cache_bytes)),
+      started_{::time(nullptr), 0},
       pseudo_(std::move(on_error)) {}
 
 FuseService::~FuseService() { stop(); }
@@ -97,10 +98,14 @@ Result<std::shared_ptr<fs::Filesystem>> FuseService::make_instance(const MountRe
 
 namespace {
 
-// Upstream's wording for every RAFS load failure (contract §2.2.1), with our reason.
+// Upstream's wording for every RAFS load failure (contract §2.2.1), with our
+// reason: 500 Other("RAFS failed to handle request, …"). kNotFound would read
+// as "object or filesystem doesn't exist" at the API, and kUnsupported as a
+// bare 501 Unsupported without the reason (an image feature or a backend type
+// this daemon cannot serve is a problem of the request).
 Error rafs_error(const Error& e) {
-  // kNotFound would read as "object or filesystem doesn't exist" at the API.
-  ErrorCode code = e.code() == ErrorCode::kNotFound ? ErrorCode::kInvalidArgument : e.code();
+  ErrorCode code = e.code();
+  if (code == ErrorCode::kNotFound || code == ErrorCode::kUnsupported) code = ErrorCode::kInvalidArgument;
   return Error(code, "RAFS failed to handle request, " + e.message());
 }
 
@@ -121,6 +126,7 @@ Result<std::shared_ptr<fs::RafsFs>> FuseService::make_rafs(const MountRequest& r
     if (std::filesystem::is_directory(c.cache->filecache->work_dir, ec)) o.image.blob_meta_dir = c.cache->filecache->work_dir;
   }
   o.enable_xattr = c.rafs && c.rafs->enable_xattr;
+  o.start_time = started_;
   if (on_error_) {
     o.on_error = [sink = on_error_, mp](std::string text) { sink(mp + ": " + text); };
   }

@@ -14,12 +14,13 @@
 #include <nlohmann/json.hpp>
 
 namespace nydus::storage {
-namespace {
 
-// Rejects ids that would escape the blob directory.
-bool safe_blob_id(const std::string& id) {
-  return !id.empty() && id.find('/') == std::string::npos && id != "." && id != "..";
+bool is_safe_blob_id(std::string_view id) {
+  return !id.empty() && id.find_first_of(std::string_view("/\0", 2)) == std::string_view::npos && id != "." &&
+         id != "..";
 }
+
+namespace {
 
 class ReadTimer {
  public:
@@ -106,7 +107,7 @@ Result<int> LocalFsBackend::fd_of(const std::string& blob_id) {
   if (!cfg_.blob_file.empty()) {
     candidates.push_back(cfg_.blob_file);
   } else {
-    if (!safe_blob_id(blob_id)) return fail(ErrorCode::kNotFound, "localfs: invalid blob id `" + blob_id + "`");
+    if (!is_safe_blob_id(blob_id)) return fail(ErrorCode::kNotFound, "localfs: invalid blob id `" + blob_id + "`");
     candidates.push_back(cfg_.dir + "/" + blob_id);
     for (const auto& d : cfg_.alt_dirs) candidates.push_back(d + "/" + blob_id);
   }

@@ -1,40 +1,70 @@
 // ChunkCache: LRU of decoded chunks with single-flight loading (see header).
 #include "nydus/storage/chunk_cache.h"
 
+#include <exception>
+#include <new>
+
 namespace nydus::storage {
+namespace {
+
+// Runs a loader; an exception becomes an error so that the loading mark is
+// always cleared and its waiters woken.
+Result<std::vector<std::uint8_t>> run_load(const std::function<Result<std::vector<std::uint8_t>>()>& load) {
+  try {
+    return load();
+  } catch (const std::bad_alloc&) {
+    return fail(ErrorCode::kIo, "out of memory decoding a chunk");
+  } catch (const std::exception& e) {
+    return fail(ErrorCode::kInternal, std::string("chunk load failed: ") + e.what());
+  } catch (...) {
+    return fail(ErrorCode::kInternal, "chunk load failed");
+  }
+}
+
+}  // namespace
 
 Result<ChunkCache::Bytes> ChunkCache::get(const Key& key,
                                           const std::function<Result<std::vector<std::uint8_t>>()>& load) {
   std::unique_lock lock(mu_);
-  for (;;) {
-    auto it = entries_.find(key);
-    if (it == entries_.end()) break;
+  if (auto it = entries_.find(key); it != entries_.end()) {
     if (it->second.data) {
       ++hits_;
       lru_.splice(lru_.begin(), lru_, it->second.lru);
       return it->second.data;
     }
-    loaded_.wait(lock);  // another caller is loading this key
+    // Another caller is loading this key: share its result, whatever happens
+    // to the entry meanwhile (evicted, or erased after a failure).
+    std::shared_ptr<Flight> flight = it->second.flight;
+    ++waiting_;
+    loaded_.wait(lock, [&] { return flight->done; });
+    --waiting_;
+    if (flight->result) ++hits_;
+    return flight->result;
   }
-  entries_.emplace(key, Entry{});  // marks the key as loading
+  auto flight = std::make_shared<Flight>();
+  entries_.emplace(key, Entry{nullptr, flight, {}});  // marks the key as loading
   ++loads_;
   lock.unlock();
-  auto r = load();
+  auto r = run_load(load);
   lock.lock();
+  // Still there: entries being loaded are neither evicted nor erased by others.
   auto it = entries_.find(key);
   if (!r) {
     entries_.erase(it);
-    loaded_.notify_all();
-    return tl::unexpected(r.error());
+    flight->result = tl::unexpected(r.error());
+  } else {
+    auto data = std::make_shared<const std::vector<std::uint8_t>>(std::move(*r));
+    it->second.data = data;
+    it->second.flight.reset();
+    lru_.push_front(key);
+    it->second.lru = lru_.begin();
+    bytes_ += data->size();
+    evict_locked();
+    flight->result = std::move(data);
   }
-  auto data = std::make_shared<const std::vector<std::uint8_t>>(std::move(*r));
-  it->second.data = data;
-  lru_.push_front(key);
-  it->second.lru = lru_.begin();
-  bytes_ += data->size();
-  evict_locked();
+  flight->done = true;
   loaded_.notify_all();
-  return data;
+  return flight->result;
 }
 
 void ChunkCache::evict_locked() {
@@ -55,6 +85,11 @@ std::uint64_t ChunkCache::hits() const {
 std::uint64_t ChunkCache::loads() const {
   std::lock_guard lock(mu_);
   return loads_;
+}
+
+std::size_t ChunkCache::waiting() const {
+  std::lock_guard lock(mu_);
+  return waiting_;
 }
 
 std::size_t ChunkCache::bytes() const {

@@ -12,9 +12,10 @@
 //
 // Chunk-info arrays are loaded once per blob: from `<blob_meta_dir>/<id>.blob.meta`
 // when that file's header matches the blob table, else from the blob (CI
-// array + 4 KiB header at ci_offset), then cached there. A thread keeps its
-// last decompressed chunk, so sequential small reads of a chunk decompress
-// (and validate) it once.
+// array + 4 KiB header at ci_offset), then cached there. Compressed and
+// validated chunks are decoded whole through the chunk cache (chunk_cache.h),
+// so the several FUSE requests inside one chunk decompress (and validate) it
+// once.
 //
 // Checks: index array inside the bootstrap; device id names a blob; CI index
 // < chunk count; the requested range lies inside the chunk's uncompressed
@@ -27,6 +28,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -49,19 +51,25 @@ bool read_file_bytes(const std::string& path, std::vector<std::uint8_t>& out) {
   return true;
 }
 
-// Writes via a temporary file and rename, so readers never see a partial cache file.
+// Writes via a temporary file of its own (two images sharing a blob may write
+// the same cache file at once) and rename, so readers never see a partial file.
+// Best effort: the cache only saves a download next time.
 void write_cache_file(const std::string& path, const std::vector<std::uint8_t>& bytes) {
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) return;
-    out.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
-    if (!out) {
-      std::remove(tmp.c_str());
-      return;
-    }
+  std::string tmp = path + ".XXXXXX";
+  int fd = ::mkstemp(tmp.data());
+  if (fd < 0) return;
+  const std::uint8_t* p = bytes.data();
+  std::size_t left = bytes.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd, p, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    p += n;
+    left -= std::size_t(n);
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) std::remove(tmp.c_str());
+  bool ok = left == 0 && ::fchmod(fd, 0644) == 0;
+  ok = ::close(fd) == 0 && ok;
+  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) ::unlink(tmp.c_str());
 }
 
 }  // namespace
@@ -80,7 +88,9 @@ Result<const std::vector<ChunkInfo>*> Image::Impl::chunk_infos(std::uint32_t blo
   }
   std::vector<std::uint8_t> ci;
   const std::uint64_t padded = align_up(blob.ci_uncompressed_size, 4096);
-  std::string cache_path = options.blob_meta_dir.empty() ? "" : options.blob_meta_dir + "/" + blob.blob_id + ".blob.meta";
+  std::string cache_path = options.blob_meta_dir.empty() || !is_safe_blob_id(blob.blob_id)
+                               ? ""
+                               : options.blob_meta_dir + "/" + blob.blob_id + ".blob.meta";
   std::vector<std::uint8_t> file;
   if (!cache_path.empty() && read_file_bytes(cache_path, file) && file.size() == padded + kBlobMetaHeaderSize &&
       check_blob_meta_header(std::span(file).subspan(padded), blob)) {
@@ -193,7 +203,7 @@ Result<std::size_t> Image::Impl::read_file(const InodeRec& r, std::uint64_t offs
   }
   const bool indexes = sb.rafs || (r.u & kChunkFormatIndexes);
   const std::uint64_t unit = indexes ? 8 : 4;
-  const std::uint64_t nchunks = (r.size + chunk_size - 1) / chunk_size;
+  const std::uint64_t nchunks = r.size / chunk_size + (r.size % chunk_size != 0);  // no overflow near 2^64
   const std::uint64_t base = align_up(r.pos + r.isize + r.xattr_size, unit);
   if (!in_bounds(base, nchunks * unit, size)) {
     return tl::unexpected(corrupt("inode " + std::to_string(r.nid) + ": chunk indexes beyond the end of the image"));
@@ -207,6 +217,7 @@ Result<std::size_t> Image::Impl::read_file(const InodeRec& r, std::uint64_t offs
   for (std::size_t done = 0; done < n;) {
     std::uint64_t cur = offset + done;
     std::uint64_t idx = cur / chunk_size, in = cur % chunk_size;
+    if (idx >= nchunks) return tl::unexpected(corrupt("inode " + std::to_string(r.nid) + ": chunk index past the size"));
     std::size_t len = std::size_t(std::min<std::uint64_t>(n - done, chunk_size - in));
     auto dst = out.subspan(done, len);
     const std::uint8_t* e = data + base + idx * unit;

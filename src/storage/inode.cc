@@ -140,6 +140,8 @@ Result<InodeRec> Image::Impl::load_inode(std::uint64_t nid) const {
       r.mtime_nsec = sb.build_time_nsec;
     }
   }
+  // The kernel's loff_t is signed: a larger i_size is no file Linux can have.
+  if (r.size > std::uint64_t(INT64_MAX)) return tl::unexpected(corrupt(nid, "i_size beyond the largest file size"));
   switch (r.mode & S_IFMT) {
     case S_IFREG: case S_IFDIR: case S_IFLNK: case S_IFCHR: case S_IFBLK: case S_IFIFO: case S_IFSOCK: break;
     default: return tl::unexpected(corrupt(nid, "unknown file type in i_mode"));

@@ -137,6 +137,7 @@ Result<void> Image::Impl::parse() {
       bi.mapped_blkaddr = le32(d + 68);
       std::string where = "blob " + std::to_string(i) + " (" + bi.blob_id + "): ";
       if (bi.blob_id.size() != 64) return tl::unexpected(corrupt(where + "blob id must be 64 characters"));
+      if (!is_safe_blob_id(bi.blob_id)) return tl::unexpected(corrupt(where + "blob id is not a file name"));
       if (tag_string(d, 64) != bi.blob_id) return tl::unexpected(corrupt(where + "device slot tag differs"));
       if (!ids.insert(bi.blob_id).second) return tl::unexpected(corrupt(where + "duplicate blob id"));
       if (bi.index != i) return tl::unexpected(corrupt(where + "blob_index differs from its position"));

@@ -256,8 +256,15 @@ TEST_F(RafsE2eTest, RemountSwapsTheBootstrap) {
   int held = ::open((mnt_ + "/r/file").c_str(), O_RDONLY);
   ASSERT_GE(held, 0);
   auto before = Json::parse(call("GET", "/api/v1/daemon").body)["backend_collection"]["/r"]["mounted_time"];
+  struct stat old_st {};
+  ASSERT_EQ(::stat((mnt_ + "/r/file").c_str(), &old_st), 0);
   auto r = mount("/r", dir_.file("b.boot"), v2_config(blobs, true), true);
   ASSERT_EQ(r.status, 204u) << r.body;
+  struct stat new_st {};
+  ASSERT_EQ(::stat((mnt_ + "/r/file").c_str(), &new_st), 0);
+  // Compact inodes have no mtime: both images show the daemon's start, to the second, as upstream.
+  EXPECT_EQ(new_st.st_mtim.tv_sec, old_st.st_mtim.tv_sec);
+  EXPECT_EQ(new_st.st_mtim.tv_nsec, 0);
   EXPECT_EQ(slurp(mnt_ + "/r/file"), "version two, longer");
   EXPECT_EQ(slurp(mnt_ + "/r/added"), "new");
   char buf[64] = {};
@@ -309,6 +316,30 @@ TEST_F(RafsE2eTest, BootstrapAtStartUp) {
     EXPECT_NE(text.find("cannot serve"), std::string::npos) << text;
     EXPECT_FALSE(is_mounted(mnt_));
   }
+}
+
+// A backend this daemon cannot use is a load failure like any other: 500 with
+// the reason, not a bare 501 Unsupported.
+TEST_F(RafsE2eTest, UnservableBackendIsA500WithTheReason) {
+  const std::string src = dir_.file("src"), blobs = dir_.file("blobs");
+  stdfs::create_directories(src);
+  stdfs::create_directories(blobs);
+  std::ofstream(src + "/f") << "x";
+  ASSERT_TRUE(storage::build_image_files(src, {}, dir_.file("img.boot"), blobs));
+  start();
+  std::string config = Json{{"version", 2},
+                            {"backend", {{"type", "registry"}, {"registry", {{"host", "registry.example"}, {"repo", "library/app"}}}}},
+                            {"cache", {{"type", ""}}},
+                            {"rafs", {{"mode", "direct"}}}}
+                           .dump();
+  auto r = mount("/reg", dir_.file("img.boot"), config);
+  EXPECT_EQ(r.status, 500u) << r.body;
+  auto body = Json::parse(r.body);
+  EXPECT_EQ(body["code"], "InvalidArgument") << r.body;
+  EXPECT_NE(body["message"].get<std::string>().find("RAFS failed to handle request, backend type `registry`"),
+            std::string::npos)
+      << r.body;
+  EXPECT_EQ(call("GET", "/api/v1/daemon/backend?mountpoint=/reg").status, 500u);  // nothing mounted
 }
 
 TEST_F(RafsE2eTest, DamageIsAnErrorNeverACrash) {

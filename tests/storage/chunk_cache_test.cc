@@ -3,6 +3,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <new>
+#include <stdexcept>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -12,12 +14,17 @@ namespace {
 
 using Bytes = std::vector<std::uint8_t>;
 
+// Blocks a loader until `n` other callers wait for it (or 10 s pass: the test then fails on counts).
+void await_waiters(const ChunkCache& cache, std::size_t n) {
+  for (int i = 0; i < 10000 && cache.waiting() < n; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+}
+
 TEST(ChunkCache, ConcurrentCallersLoadOnce) {
   ChunkCache cache(1 << 20);
   std::atomic<int> loads{0};
   auto load = [&]() -> Result<Bytes> {
     ++loads;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // all callers arrive meanwhile
+    await_waiters(cache, 7);
     return Bytes(1000, 7);
   };
   std::vector<std::thread> threads;
@@ -33,6 +40,47 @@ TEST(ChunkCache, ConcurrentCallersLoadOnce) {
   EXPECT_EQ(loads, 1);
   EXPECT_EQ(cache.loads(), 1u);
   EXPECT_EQ(cache.hits(), 7u);
+  EXPECT_EQ(cache.waiting(), 0u);
+}
+
+TEST(ChunkCache, WaitersShareAFailureInsteadOfRetryingOneByOne) {
+  ChunkCache cache(1 << 20);
+  std::atomic<int> loads{0};
+  auto failing = [&]() -> Result<Bytes> {
+    ++loads;
+    await_waiters(cache, 3);
+    return fail(ErrorCode::kIo, "backend timed out");
+  };
+  std::vector<std::thread> threads;
+  std::atomic<int> failed{0};
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&] {
+      auto r = cache.get({1, 0, 5}, failing);
+      if (!r && r.error().message() == "backend timed out") ++failed;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failed, 4);
+  EXPECT_EQ(loads, 1) << "one slow failing backend read, not one per waiter";
+  EXPECT_EQ(cache.hits(), 0u);
+  // Not cached: the next caller loads again.
+  EXPECT_TRUE(cache.get({1, 0, 5}, [] { return Result<Bytes>(Bytes(2, 2)); }));
+  EXPECT_EQ(cache.loads(), 2u);
+}
+
+TEST(ChunkCache, ThrowingLoaderIsAnErrorAndLeavesNoMark) {
+  ChunkCache cache(1 << 20);
+  auto r = cache.get({1, 0, 0}, []() -> Result<Bytes> { throw std::runtime_error("boom"); });
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), ErrorCode::kInternal);
+  EXPECT_NE(r.error().message().find("boom"), std::string::npos);
+  auto oom = cache.get({1, 0, 0}, []() -> Result<Bytes> { throw std::bad_alloc(); });
+  ASSERT_FALSE(oom);
+  EXPECT_EQ(oom.error().code(), ErrorCode::kIo);
+  // The key is not left "loading": a later caller neither hangs nor sees the old error.
+  auto ok = cache.get({1, 0, 0}, [] { return Result<Bytes>(Bytes(5, 5)); });
+  ASSERT_TRUE(ok);
+  EXPECT_EQ((*ok)->size(), 5u);
 }
 
 TEST(ChunkCache, FailuresAreNotCached) {

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -164,6 +165,71 @@ TEST(Corrupt, GeneratedImageBitFlips) {
     blob[pos] ^= 0x10;
     exercise(r->bootstrap, backend_with(r->blob_id, std::move(blob)), true);
   }
+}
+
+// An i_size near 2^64 once wrapped the chunk count to 0 and read chunk indexes past the image.
+TEST(Corrupt, HugeFileSizeIsRefused) {
+  testutil::TempDir dir;
+  std::filesystem::create_directories(dir.file("src"));
+  std::ofstream(dir.file("src/f")) << std::string(10000, 'q');
+  BuildOptions o;
+  o.chunk_size = 4096;
+  o.force_extended = true;
+  auto r = build_image(dir.file("src"), o);
+  ASSERT_TRUE(r) << r.error().to_string();
+  auto be = backend_with(r->blob_id, r->blob);
+  auto good = Image::from_bytes(r->bootstrap, ImageOptions{});
+  ASSERT_TRUE(good);
+  auto f = (*good)->lookup((*good)->root_ino(), "f");
+  ASSERT_TRUE(f);
+  ASSERT_EQ(f->size, 10000u);
+  for (std::uint64_t bad : {~std::uint64_t{0}, std::uint64_t{1} << 63, ~std::uint64_t{0} - 4095}) {
+    auto boot = r->bootstrap;
+    std::size_t at = 4096 + std::size_t(f->ino) * 32 + 8;  // meta_blkaddr 1; extended i_size
+    ASSERT_EQ(boot[at] | boot[at + 1] << 8, 10000);
+    for (int i = 0; i < 8; ++i) boot[at + std::size_t(i)] = std::uint8_t(bad >> (8 * i));
+    ImageOptions io;
+    io.backend = be;
+    auto im = Image::from_bytes(boot, io);
+    ASSERT_TRUE(im);
+    EXPECT_EQ((*im)->getattr(f->ino).error().code(), ErrorCode::kCorrupt);
+    std::vector<std::uint8_t> buf(4096);
+    for (std::uint64_t off : {std::uint64_t{0}, bad - 4096, bad - 1}) {
+      auto rd = (*im)->read(f->ino, off, buf);
+      ASSERT_FALSE(rd);
+      EXPECT_EQ(rd.error().code(), ErrorCode::kCorrupt) << rd.error().to_string();
+    }
+    EXPECT_FALSE(exercise(boot, be, true));
+  }
+}
+
+// Blob ids come from the image and name files (the blob, `<id>.blob.meta`): one that is a path is refused.
+TEST(Corrupt, BlobIdThatIsAPathIsRefused) {
+  testutil::TempDir dir;
+  std::filesystem::create_directories(dir.file("src"));
+  std::ofstream(dir.file("src/f")) << "data";
+  auto r = build_image(dir.file("src"), BuildOptions{});
+  ASSERT_TRUE(r) << r.error().to_string();
+  std::string evil = "/../../../../../../../../../../../../../../../tmp/escaped-blob-id";
+  evil.resize(64, 'x');
+  auto boot = r->bootstrap;
+  int replaced = 0;
+  for (std::size_t i = 0; i + 64 <= boot.size(); ++i) {
+    if (std::equal(r->blob_id.begin(), r->blob_id.end(), boot.begin() + std::ptrdiff_t(i))) {
+      std::copy(evil.begin(), evil.end(), boot.begin() + std::ptrdiff_t(i));
+      ++replaced;
+    }
+  }
+  ASSERT_EQ(replaced, 2);  // blob table entry and device slot tag
+  ImageOptions io;
+  io.blob_meta_dir = dir.path();
+  auto im = Image::from_bytes(boot, io);
+  ASSERT_FALSE(im);
+  EXPECT_NE(im.error().message().find("not a file name"), std::string::npos) << im.error().to_string();
+  EXPECT_FALSE(is_safe_blob_id("a/b"));
+  EXPECT_FALSE(is_safe_blob_id(".."));
+  EXPECT_FALSE(is_safe_blob_id(std::string_view("a\0b", 3)));
+  EXPECT_TRUE(is_safe_blob_id(r->blob_id));
 }
 
 TEST(Corrupt, NotAnImage) {

@@ -107,6 +107,9 @@ class FuseService final : public FsService {
   const FuseServiceOptions options_;
   const std::function<void(std::string)> on_error_;
   const std::shared_ptr<storage::ChunkCache> chunk_cache_;
+  // Shown as the mtime of RAFS inodes without one: the same for every
+  // instance and across remounts (whole seconds, as upstream).
+  const struct timespec started_;
   fs::PseudoFs pseudo_;
   std::mutex mount_mu_;                          // serialises mount/remount/umount
   mutable std::mutex mu_;

@@ -21,6 +21,7 @@
 #include <mutex>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "nydus/config/backend_config.h"
@@ -56,6 +57,11 @@ class BackendMetrics {
   std::array<std::atomic<std::uint64_t>, 8> count_by_size_{};
   std::array<std::array<std::atomic<std::uint64_t>, 8>, 8> latency_sizes_{};
 };
+
+// Whether a blob id can name a file in a directory (a blob, a `.blob.meta`):
+// not empty, no '/' or NUL, not "." or "..". Blob ids come from images, so
+// every path built from one checks this first.
+bool is_safe_blob_id(std::string_view id);
 
 class BlobBackend {
  public:

@@ -6,7 +6,10 @@
 //
 // get() returns the cached bytes of `key`, or runs `load` for it: exactly once
 // for all callers asking for the same key at the same time (the others wait
-// for its result). A failed load is not cached: the next caller tries again.
+// and share its result, success or error: a failing backend is asked once,
+// not once per waiter). A failed load is not cached: the next caller after it
+// tries again. A `load` that throws is a failed load (kInternal, or kIo for
+// std::bad_alloc); the exception does not leave get().
 // Least recently used chunks are dropped once the total exceeds the capacity;
 // bytes still held by a reader stay valid (shared ownership).
 //
@@ -42,13 +45,20 @@ class ChunkCache {
 
   Result<Bytes> get(const Key& key, const std::function<Result<std::vector<std::uint8_t>>()>& load);
 
-  std::uint64_t hits() const;
-  std::uint64_t loads() const;
-  std::size_t bytes() const;  // cached now
+  std::uint64_t hits() const;   // answered without running a load (cached or shared)
+  std::uint64_t loads() const;  // loads run
+  std::size_t bytes() const;    // cached now
+  std::size_t waiting() const;  // callers waiting for another caller's load now
 
  private:
+  // One load in progress; its waiters hold it until they have the result.
+  struct Flight {
+    bool done = false;  // guarded by mu_
+    Result<Bytes> result = tl::unexpected(Error(ErrorCode::kInternal, "chunk load in progress"));
+  };
   struct Entry {
     Bytes data;                      // null while loading
+    std::shared_ptr<Flight> flight;  // set while loading
     std::list<Key>::iterator lru;    // position in lru_ once loaded
   };
   void evict_locked();
@@ -60,6 +70,7 @@ class ChunkCache {
   std::list<Key> lru_;            // guarded by mu_; front = most recent; loaded entries only
   std::size_t bytes_ = 0;         // guarded by mu_
   std::uint64_t hits_ = 0, loads_ = 0;  // guarded by mu_
+  std::size_t waiting_ = 0;             // guarded by mu_
 };
 
 }  // namespace nydus::storage
