@@ -40,7 +40,8 @@ class NydusdTest : public ::testing::Test {
     std::string req = method + " " + target + " HTTP/1.1\r\nHost: localhost\r\n";
     if (!body.empty()) req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
     req += "\r\n" + body;
-    auto r = round_trip(sock_, req);
+    // A ceiling for a hang, not a latency check: a loaded CI machine under ASan can take seconds.
+    auto r = round_trip(sock_, req, std::chrono::seconds(10));
     EXPECT_TRUE(r.has_value()) << method << " " << target;
     return r.value_or(HttpReply{});
   }
