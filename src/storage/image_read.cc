@@ -97,6 +97,13 @@ Result<const std::vector<ChunkInfo>*> Image::Impl::chunk_infos(std::uint32_t blo
     ci.assign(file.begin(), file.begin() + std::ptrdiff_t(blob.ci_uncompressed_size));
   } else {
     if (!options.backend) return fail(ErrorCode::kNotFound, "blob " + blob.blob_id + ": no storage backend configured");
+    // The blob must hold what the image claims before anything is allocated
+    // for it: a hostile blob table must not cost 64 MiB per read attempt.
+    auto blob_size = options.backend->blob_size(blob.blob_id);
+    if (!blob_size) return tl::unexpected(blob_size.error().with_context("blob " + blob.blob_id));
+    if (!in_bounds(blob.ci_offset, blob.ci_compressed_size + kBlobMetaHeaderSize, *blob_size)) {
+      return tl::unexpected(corrupt("blob " + blob.blob_id + " is truncated (chunk-info array)"));
+    }
     std::vector<std::uint8_t> buf(blob.ci_compressed_size + kBlobMetaHeaderSize);
     auto n = options.backend->read(blob.blob_id, blob.ci_offset, buf);
     if (!n) return tl::unexpected(n.error().with_context("blob " + blob.blob_id + ": reading chunk-info array"));
