@@ -181,21 +181,20 @@ int main(int argc, char** argv) {
   nydus::fs::PseudoFs pseudo;
   // As nydusd's FuseService: one chunk cache of the default size for all instances.
   auto chunk_cache = std::make_shared<nydus::storage::ChunkCache>(16u << 20);
-  for (const Image& image : images) {
-    const Image* im = &image;
+  for (const Image& im : images) {
     nydus::config::LocalFsConfig lc;
-    lc.dir = im->blobs;
+    lc.dir = im.blobs;
     auto be = nydus::storage::LocalFsBackend::create(lc);
     nydus::fs::RafsOptions o;
-    o.bootstrap = im->boot;
+    o.bootstrap = im.boot;
     o.image.backend = std::shared_ptr<nydus::storage::BlobBackend>(std::move(*be));
     o.image.chunk_cache = chunk_cache;
     auto fs = nydus::fs::RafsFs::open(std::move(o));
     if (!fs) {
-      std::fprintf(stderr, "open %s: %s\n", im->boot.c_str(), fs.error().to_string().c_str());
+      std::fprintf(stderr, "open %s: %s\n", im.boot.c_str(), fs.error().to_string().c_str());
       return 1;
     }
-    (void)pseudo.attach("/" + im->name, *fs, std::make_shared<nydus::fs::FsMetrics>("/" + im->name, nydus::fs::FsMetricsOptions{}));
+    (void)pseudo.attach("/" + im.name, *fs, std::make_shared<nydus::fs::FsMetrics>("/" + im.name, nydus::fs::FsMetricsOptions{}));
   }
   nydus::fs::FuseServerOptions fo;
   fo.threads = threads;

@@ -36,10 +36,10 @@ Result<ChunkCache::Bytes> ChunkCache::get(const Key& key,
     // to the entry meanwhile (evicted, or erased after a failure).
     std::shared_ptr<Flight> flight = it->second.flight;
     ++waiting_;
-    loaded_.wait(lock, [&] { return flight->done; });
+    loaded_.wait(lock, [&] { return flight->result.has_value(); });
     --waiting_;
-    if (flight->result) ++hits_;
-    return flight->result;
+    if (*flight->result) ++hits_;
+    return *flight->result;
   }
   auto flight = std::make_shared<Flight>();
   entries_.emplace(key, Entry{nullptr, flight, {}});  // marks the key as loading
@@ -62,9 +62,8 @@ Result<ChunkCache::Bytes> ChunkCache::get(const Key& key,
     evict_locked();
     flight->result = std::move(data);
   }
-  flight->done = true;
   loaded_.notify_all();
-  return flight->result;
+  return *flight->result;
 }
 
 void ChunkCache::evict_locked() {

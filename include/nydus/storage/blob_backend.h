@@ -59,8 +59,9 @@ class BackendMetrics {
 };
 
 // Whether a blob id can name a file in a directory (a blob, a `.blob.meta`):
-// not empty, no '/' or NUL, not "." or "..". Blob ids come from images, so
-// every path built from one checks this first.
+// not empty, no '/' or NUL, not "." or "..". Blob ids come from images: the
+// image parser refuses RAFS blob ids that fail this, and the localfs backend
+// checks every id it is given before building a path.
 bool is_safe_blob_id(std::string_view id);
 
 class BlobBackend {

@@ -23,6 +23,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <tuple>
 #include <vector>
 
@@ -53,8 +54,7 @@ class ChunkCache {
  private:
   // One load in progress; its waiters hold it until they have the result.
   struct Flight {
-    bool done = false;  // guarded by mu_
-    Result<Bytes> result = tl::unexpected(Error(ErrorCode::kInternal, "chunk load in progress"));
+    std::optional<Result<Bytes>> result;  // guarded by mu_; set when the load is done
   };
   struct Entry {
     Bytes data;                      // null while loading
