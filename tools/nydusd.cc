@@ -14,7 +14,8 @@
 //      FUSE and starts its workers (RUNNING); with --upgrade stay in INIT;
 //   7. wait for a signal (graceful shutdown: unmount) or an accepted PUT
 //      /daemon/exit (its 204 already written; FUSE stays mounted, §2.5);
-//   8. stop the API server, which removes the socket if it is still ours.
+//   8. stop the API server, which removes the socket if it is still ours;
+//      wait at most 2 s for a running mount request (exit status 1 without it).
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
@@ -314,15 +315,20 @@ int main(int argc, char** argv) {
   if (why == Wake::kSignal) d.shutdown();  // unmounts FUSE (RUNNING -> READY -> STOPPED)
   if (server) server->stop();
   server.reset();
+  // A mount stuck in the kernel (its source on a hung filesystem) must not
+  // hold up the exit: it is abandoned, and the destructors that would wait
+  // for it are skipped.
+  const bool worker_stopped = d.stop_worker(std::chrono::seconds(2));
+  if (!worker_stopped) spdlog::error("a mount request is stuck in a system call; exiting without waiting for it");
   close(sigfd);
   close(exitfd);
   spdlog::info("nydusd exited");
   spdlog::shutdown();
-  if (why == Wake::kExitRequested && fuse) {
+  if (!worker_stopped || (why == Wake::kExitRequested && fuse)) {
     // PUT /daemon/exit leaves the FUSE mount for a successor to take over:
     // leave without running the service's destructor, which would unmount.
     std::fflush(nullptr);
-    _exit(0);
+    _exit(worker_stopped ? 0 : 1);
   }
   return 0;
 }

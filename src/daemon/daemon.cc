@@ -1,6 +1,7 @@
 // Daemon: the API handler and the control-plane transitions (§2, §5).
 #include "nydus/daemon/daemon.h"
 
+#include <condition_variable>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -31,12 +32,23 @@ class Daemon::Worker {
   void post(std::function<void()> task) {
     if (!tasks_.send(std::move(task))) spdlog::warn("daemon worker stopped; request dropped");
   }
+  bool stop_within(std::chrono::milliseconds limit) {
+    tasks_.close();
+    std::unique_lock lock(mu_);
+    return done_cv_.wait_for(lock, limit, [this] { return done_; });
+  }
 
  private:
   void run() {
     while (auto task = tasks_.recv()) (*task)();
+    std::lock_guard lock(mu_);
+    done_ = true;
+    done_cv_.notify_all();
   }
   api::Channel<std::function<void()>> tasks_;
+  std::mutex mu_;
+  std::condition_variable done_cv_;
+  bool done_ = false;  // guarded by mu_: run() has returned
   std::thread thread_;
 };
 
@@ -105,6 +117,8 @@ void Daemon::shutdown() {
   if (s == DaemonState::kRunning) (void)machine_.fire(StateInput::kStop);
   if (auto r = machine_.fire(StateInput::kStop); !r) spdlog::warn("shutdown: {}", r.error().message());
 }
+
+bool Daemon::stop_worker(std::chrono::milliseconds limit) { return worker_->stop_within(limit); }
 
 void Daemon::set_exit_handler(std::function<void()> cb) { exit_handler_ = std::move(cb); }
 

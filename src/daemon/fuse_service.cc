@@ -1,6 +1,8 @@
 // FuseService: FsService over PseudoFs + FuseServer (see header).
 #include "nydus/daemon/fuse_service.h"
 
+#include <sys/stat.h>
+
 #include <ctime>
 #include <filesystem>
 
@@ -48,8 +50,14 @@ Result<void> FuseService::start(const std::string& mountpoint, unsigned threads)
   o.attr_timeout = options_.attr_timeout;
   auto s = fs::FuseServer::start(pseudo_, mountpoint, o);
   if (!s) return tl::unexpected(s.error());
+  // The device of our own mount, to refuse sources inside it (see
+  // check_not_on_own_mount). This stat is answered by our FUSE workers.
+  struct stat st {};
+  std::optional<dev_t> dev;
+  if (::stat(mountpoint.c_str(), &st) == 0) dev = st.st_dev;
   std::lock_guard lock(mu_);
   server_ = std::move(*s);
+  own_dev_ = dev;
   return {};
 }
 
@@ -58,6 +66,7 @@ void FuseService::stop() {
   {
     std::lock_guard lock(mu_);
     s = std::move(server_);
+    own_dev_.reset();
   }
   if (s) s->stop();  // joins workers outside mu_ so metrics readers never wait on it
 }
@@ -77,8 +86,63 @@ int FuseService::fuse_fd() const {
   return server_ ? server_->fuse_fd() : -1;
 }
 
+namespace {
+
+// Upstream's wording for every RAFS load failure (contract §2.2.1), with our
+// reason: 500 Other("RAFS failed to handle request, …"). kNotFound would read
+// as "object or filesystem doesn't exist" at the API, and kUnsupported as a
+// bare 501 Unsupported without the reason (an image feature or a backend type
+// this daemon cannot serve is a problem of the request).
+Error rafs_error(const Error& e) {
+  ErrorCode code = e.code();
+  if (code == ErrorCode::kNotFound || code == ErrorCode::kUnsupported) code = ErrorCode::kInvalidArgument;
+  return Error(code, "RAFS failed to handle request, " + e.message());
+}
+
+// The host paths an instance reads: its source and, for RAFS, the localfs
+// backend's blob file and directories and the cache's work_dir.
+std::vector<std::string> host_paths_of(const MountRequest& req) {
+  std::vector<std::string> paths{req.source};
+  if (req.type != FsType::kRafs) return paths;
+  const config::ConfigV2& c = req.config;
+  if (c.backend && c.backend->localfs) {
+    const config::LocalFsConfig& l = *c.backend->localfs;
+    for (const std::string* p : {&l.blob_file, &l.dir}) paths.push_back(*p);
+    paths.insert(paths.end(), l.alt_dirs.begin(), l.alt_dirs.end());
+  }
+  if (c.cache && c.cache->filecache) paths.push_back(c.cache->filecache->work_dir);
+  return paths;
+}
+
+}  // namespace
+
+// A file served from our own mount would be read by a FUSE worker through
+// this same session: every worker can end up waiting for itself (a deadlock
+// of the whole daemon). st_dev identifies the FUSE superblock, whatever
+// symlinks or bind mounts lead there.
+Result<void> FuseService::check_not_on_own_mount(const MountRequest& req) const {
+  std::optional<dev_t> own;
+  std::string mountpoint;
+  {
+    std::lock_guard lock(mu_);
+    if (!server_ || !own_dev_) return {};
+    own = own_dev_;
+    mountpoint = server_->mountpoint();
+  }
+  for (const std::string& path : host_paths_of(req)) {
+    struct stat st {};
+    if (path.empty() || ::stat(path.c_str(), &st) != 0 || st.st_dev != *own) continue;
+    return fail(ErrorCode::kInvalidArgument,
+                path + " is inside this daemon's own mount " + mountpoint + "; it cannot serve itself");
+  }
+  return {};
+}
+
 Result<std::shared_ptr<fs::Filesystem>> FuseService::make_instance(const MountRequest& req,
                                                                   const std::string& mp) const {
+  if (auto r = check_not_on_own_mount(req); !r) {
+    return tl::unexpected(req.type == FsType::kRafs ? rafs_error(r.error()) : r.error());
+  }
   if (req.type == FsType::kRafs) {
     auto r = make_rafs(req, mp);
     if (!r) return tl::unexpected(r.error());
@@ -95,21 +159,6 @@ Result<std::shared_ptr<fs::Filesystem>> FuseService::make_instance(const MountRe
   }
   return std::shared_ptr<fs::Filesystem>(std::move(*p));
 }
-
-namespace {
-
-// Upstream's wording for every RAFS load failure (contract §2.2.1), with our
-// reason: 500 Other("RAFS failed to handle request, …"). kNotFound would read
-// as "object or filesystem doesn't exist" at the API, and kUnsupported as a
-// bare 501 Unsupported without the reason (an image feature or a backend type
-// this daemon cannot serve is a problem of the request).
-Error rafs_error(const Error& e) {
-  ErrorCode code = e.code();
-  if (code == ErrorCode::kNotFound || code == ErrorCode::kUnsupported) code = ErrorCode::kInvalidArgument;
-  return Error(code, "RAFS failed to handle request, " + e.message());
-}
-
-}  // namespace
 
 Result<std::shared_ptr<fs::RafsFs>> FuseService::make_rafs(const MountRequest& req, const std::string& mp) const {
   const config::ConfigV2& c = req.config;

@@ -1,6 +1,7 @@
 // Backends and their metrics. LocalFsBackend resolves a blob id to a file
 // once (blob_file, else dir, else alt_dirs in order), keeps the fd, and reads
-// with pread so concurrent readers never share a file position.
+// with pread so concurrent readers never share a file position. Blobs must be
+// regular files, opened without blocking (a FIFO would block open() forever).
 #include "nydus/storage/blob_backend.h"
 
 #include <fcntl.h>
@@ -12,6 +13,8 @@
 #include <cstring>
 
 #include <nlohmann/json.hpp>
+
+#include "file_io.h"
 
 namespace nydus::storage {
 
@@ -100,9 +103,14 @@ LocalFsBackend::~LocalFsBackend() {
   for (auto& [id, fd] : fds_) ::close(fd);
 }
 
+// Opens outside mu_: FUSE workers wait on mu_ for every read, so a slow open
+// (a file on a hung network filesystem) must stall only the read that needs
+// it. Two racing opens of one blob keep the first fd and close the other.
 Result<int> LocalFsBackend::fd_of(const std::string& blob_id) {
-  std::lock_guard lock(mu_);
-  if (auto it = fds_.find(blob_id); it != fds_.end()) return it->second;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = fds_.find(blob_id); it != fds_.end()) return it->second;
+  }
   std::vector<std::string> candidates;
   if (!cfg_.blob_file.empty()) {
     candidates.push_back(cfg_.blob_file);
@@ -113,12 +121,15 @@ Result<int> LocalFsBackend::fd_of(const std::string& blob_id) {
   }
   std::string tried;
   for (const auto& path : candidates) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-      fds_[blob_id] = fd;
-      return fd;
+    auto fd = open_regular_file(path, "blob");
+    if (fd) {
+      std::lock_guard lock(mu_);
+      auto [it, inserted] = fds_.emplace(blob_id, fd->get());
+      if (inserted) fd->release();
+      return it->second;
     }
-    if (errno != ENOENT) return tl::unexpected(os_error("localfs: open " + path, errno));
+    // kIo, whatever the cause: to a reader, a blob that is not a regular file is an I/O error (EIO).
+    if (fd.error().code() != ErrorCode::kNotFound) return fail(ErrorCode::kIo, "localfs: " + fd.error().message());
     tried += (tried.empty() ? "" : ", ") + path;
   }
   return fail(ErrorCode::kNotFound, "localfs: blob `" + blob_id + "` not found (tried " + tried + ")");

@@ -46,10 +46,9 @@ struct BlobState {
 };
 
 struct Image::Impl {
-  // Bootstrap bytes: either an mmap (map_ != nullptr) or owned_.
+  // Bootstrap bytes: a private copy (`owned`), never a mapping of the file.
   const std::uint8_t* data = nullptr;
   std::uint64_t size = 0;
-  void* map = nullptr;
   std::vector<std::uint8_t> owned;
 
   ImageOptions options;
@@ -59,8 +58,6 @@ struct Image::Impl {
   std::vector<std::uint64_t> prefetch;
   std::uint32_t blkbits = 12;
   std::uint64_t serial = 0;  // distinguishes images in a shared chunk cache
-
-  ~Impl();
 
   // super_block.cc
   Result<void> parse();

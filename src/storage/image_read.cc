@@ -30,9 +30,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <iterator>
+#include <optional>
 
+#include "file_io.h"
 #include "image_impl.h"
 #include "ondisk.h"
 
@@ -44,11 +44,16 @@ namespace {
 
 Error corrupt(const std::string& what) { return Error(ErrorCode::kCorrupt, "bad image: " + what); }
 
-bool read_file_bytes(const std::string& path, std::vector<std::uint8_t>& out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  out.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  return true;
+// The cached CI array at `path` if it is a regular file of exactly
+// `expected` bytes; checked before anything is read or allocated, so a huge
+// (or sparse) file, a FIFO or a device in work_dir costs nothing.
+std::optional<std::vector<std::uint8_t>> read_cache_file(const std::string& path, std::uint64_t expected) {
+  struct stat st {};
+  auto fd = open_regular_file(path, "chunk-info cache", &st);
+  if (!fd || std::uint64_t(st.st_size) != expected) return std::nullopt;
+  std::vector<std::uint8_t> bytes(expected);
+  if (!pread_exact(fd->get(), bytes, 0, path)) return std::nullopt;
+  return bytes;
 }
 
 // Writes via a temporary file of its own (two images sharing a blob may write
@@ -90,10 +95,10 @@ Result<const std::vector<ChunkInfo>*> Image::Impl::chunk_infos(std::uint32_t blo
   const std::uint64_t padded = align_up(blob.ci_uncompressed_size, 4096);
   // The id is a file name: parse() refuses RAFS blob ids that are not.
   std::string cache_path = options.blob_meta_dir.empty() ? "" : options.blob_meta_dir + "/" + blob.blob_id + ".blob.meta";
-  std::vector<std::uint8_t> file;
-  if (!cache_path.empty() && read_file_bytes(cache_path, file) && file.size() == padded + kBlobMetaHeaderSize &&
-      check_blob_meta_header(std::span(file).subspan(padded), blob)) {
-    ci.assign(file.begin(), file.begin() + std::ptrdiff_t(blob.ci_uncompressed_size));
+  std::optional<std::vector<std::uint8_t>> file;
+  if (!cache_path.empty()) file = read_cache_file(cache_path, padded + kBlobMetaHeaderSize);
+  if (file && check_blob_meta_header(std::span(*file).subspan(padded), blob)) {
+    ci.assign(file->begin(), file->begin() + std::ptrdiff_t(blob.ci_uncompressed_size));
   } else {
     if (!options.backend) return fail(ErrorCode::kNotFound, "blob " + blob.blob_id + ": no storage backend configured");
     // The blob must hold what the image claims before anything is allocated

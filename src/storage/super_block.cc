@@ -18,15 +18,12 @@
 // existing blobs and CI indexes. Plain EROFS: only uncompressed features
 // (incompat bits 0x1|0x2|0x4|0x8), the device table inside the file. Both:
 // the root inode decodes and is a directory.
-#include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <atomic>
-#include <cerrno>
 #include <set>
 
+#include "file_io.h"
 #include "image_impl.h"
 #include "ondisk.h"
 
@@ -47,10 +44,6 @@ std::string tag_string(const std::uint8_t* p, std::size_t n) {
 }
 
 }  // namespace
-
-Image::Impl::~Impl() {
-  if (map != nullptr) ::munmap(map, size);
-}
 
 Result<void> Image::Impl::parse() {
   if (size < kSuperOffset + kSuperSize) return tl::unexpected(corrupt("file too small for a superblock"));
@@ -220,38 +213,16 @@ Result<void> Image::Impl::parse() {
   return {};
 }
 
+// The bootstrap is copied into memory, never mapped: a mapped file that is
+// truncated or rewritten under a live mount turns the next access into SIGBUS
+// for the whole daemon (docs/decisions.md). Opened without blocking, regular
+// files only, size checked before anything is allocated.
 Result<std::unique_ptr<Image>> Image::open(const std::string& path, ImageOptions options) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    int err = errno;
-    Error e = os_error("open bootstrap " + path, err);
-    if (err == ENOENT) return fail(ErrorCode::kNotFound, e.message());
-    return tl::unexpected(e);
-  }
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    Error e = os_error("stat bootstrap " + path, errno);
-    ::close(fd);
-    return tl::unexpected(e);
-  }
-  auto impl = std::make_unique<Impl>();
-  impl->size = std::uint64_t(st.st_size);
-  if (impl->size > 0) {
-    void* m = ::mmap(nullptr, impl->size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (m == MAP_FAILED) {
-      Error e = os_error("mmap bootstrap " + path, errno);
-      ::close(fd);
-      return tl::unexpected(e);
-    }
-    impl->map = m;
-    impl->data = static_cast<const std::uint8_t*>(m);
-  }
-  ::close(fd);
-  impl->options = std::move(options);
-  if (!impl->options.chunk_cache) impl->options.chunk_cache = std::make_shared<ChunkCache>(kDefaultChunkCacheBytes);
-  impl->serial = g_serial.fetch_add(1);
-  if (auto r = impl->parse(); !r) return tl::unexpected(r.error().with_context(path));
-  return std::unique_ptr<Image>(new Image(std::move(impl)));
+  auto bytes = read_regular_file(path, "bootstrap", kMaxBootstrapSize);
+  if (!bytes) return tl::unexpected(bytes.error());
+  auto image = from_bytes(std::move(*bytes), std::move(options));
+  if (!image) return tl::unexpected(image.error().with_context(path));
+  return image;
 }
 
 Result<std::unique_ptr<Image>> Image::from_bytes(std::vector<std::uint8_t> bytes, ImageOptions options) {

@@ -14,6 +14,10 @@ namespace {
 class FakeFs : public FsService {
  public:
   Result<void> mount(const MountRequest& req) override {
+    if (stuck.valid()) {
+      entered.set_value();
+      stuck.wait();
+    }
     last = req;
     if (fail_with) return tl::unexpected(*fail_with);
     mounted[req.mountpoint] = req;
@@ -66,6 +70,9 @@ class FakeFs : public FsService {
   std::optional<Error> fail_with;
   std::optional<std::string> inflight;
   std::uint64_t generation = 0;
+  // When valid, mount() signals `entered` and waits for it (a mount stuck in the kernel).
+  std::shared_future<void> stuck;
+  std::promise<void> entered;
 };
 
 struct Reply {
@@ -277,6 +284,24 @@ TEST_F(MountTest, BlobEntriesArePreparedBeforeTheDaemon) {
   auto none = call("PUT", "/api/v2/blobs", R"~({"type":"bootstrap","id":"b1"})~");
   EXPECT_EQ(none.status, 400u);
   EXPECT_EQ(none.message(), "BadRequest");
+}
+
+// Exit must not wait without bound for a mount stuck in a system call
+// (issue #11 item 2): stop_worker reports it instead of blocking.
+TEST_F(MountTest, StopWorkerIsBoundedWhileAMountIsStuck) {
+  std::promise<void> release;
+  fs_->stuck = release.get_future().share();
+  auto routed = api::route({"POST", "/api/v1/mount?mountpoint=/m", mount_body("rafs", kSnapshotterConfig), 11});
+  ASSERT_TRUE(routed);
+  std::promise<bool> replied;
+  daemon_.handle(routed->request, [&](api::ApiResult r, std::function<void()>) { replied.set_value(bool(r)); });
+  fs_->entered.get_future().wait();
+  EXPECT_FALSE(daemon_.stop_worker(std::chrono::milliseconds(100)));
+  release.set_value();
+  EXPECT_TRUE(replied.get_future().get());
+  EXPECT_TRUE(daemon_.stop_worker(std::chrono::seconds(30)));  // hang guard
+  // Stopped: later slow requests are dropped, never run.
+  daemon_.handle(routed->request, [](api::ApiResult, std::function<void()>) { ADD_FAILURE() << "ran after stop"; });
 }
 
 }  // namespace

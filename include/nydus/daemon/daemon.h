@@ -15,6 +15,7 @@
 // Thread-safety: all public methods may be called from any thread.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -60,6 +61,13 @@ class Daemon : public api::ApiHandler {
   // Graceful shutdown for SIGTERM/SIGINT (§5.3): RUNNING -> Stop, Stop;
   // STOPPED -> nothing; otherwise Stop.
   void shutdown();
+
+  // Stops taking slow requests (they are dropped from now on) and waits up to
+  // `limit` for the queued and running ones. False if one is still running
+  // after that, stuck in a system call (a mount source on a hung filesystem):
+  // the caller must then end the process without destroying this Daemon,
+  // whose destructor would wait for that request without bound.
+  bool stop_worker(std::chrono::milliseconds limit);
 
   // `cb` runs (on the I/O thread, must not block) once an exit requested through
   // PUT /api/v1/daemon/exit has been accepted and its 204 written.

@@ -100,6 +100,8 @@ class FuseService final : public FsService {
   };
   Result<std::shared_ptr<fs::Filesystem>> make_instance(const MountRequest& req, const std::string& mp) const;
   Result<std::shared_ptr<fs::RafsFs>> make_rafs(const MountRequest& req, const std::string& mp) const;
+  // kInvalidArgument when a path the instance would read is on our own FUSE mount.
+  Result<void> check_not_on_own_mount(const MountRequest& req) const;
   // The record of `id`, or of the only instance when `id` is absent; kNotFound otherwise.
   Result<Record> find_record(const std::optional<std::string>& id) const;
   Result<std::shared_ptr<fs::FsMetrics>> find_metrics(const std::optional<std::string>& id) const;
@@ -115,6 +117,7 @@ class FuseService final : public FsService {
   mutable std::mutex mu_;
   std::map<std::string, Record> records_;        // guarded by mu_; key: normalised mountpoint
   std::shared_ptr<fs::FuseServer> server_;       // guarded by mu_
+  std::optional<dev_t> own_dev_;                 // guarded by mu_; st_dev of our mount while started
   std::atomic<std::uint64_t> generation_{0};     // bumped under mu_ after records_ changes
 };
 

@@ -79,6 +79,9 @@ class BlobBackend {
   virtual const BackendMetrics& metrics() const = 0;
 };
 
+// Blobs from host files. A blob must be a regular file (kIo otherwise: a FIFO
+// or a device is never read); files are opened without blocking and outside
+// the lock that readers share, then kept open.
 class LocalFsBackend final : public BlobBackend {
  public:
   // kInvalidArgument when neither `blob_file` nor `dir` is set.

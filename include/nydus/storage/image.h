@@ -15,7 +15,7 @@
 // Thread-safety: an Image is immutable after open() except for lazily loaded
 // blob chunk-info arrays (loaded once under a per-blob mutex) and its chunk
 // cache (thread-safe); every const method may be called from many threads at
-// once. Views (string_views in DirEntry) point into the mapped bootstrap and
+// once. Views (string_views in DirEntry) point into the bootstrap's copy and
 // stay valid while the Image lives.
 #pragma once
 
@@ -99,12 +99,17 @@ struct ImageOptions {
 };
 
 inline constexpr std::size_t kDefaultChunkCacheBytes = 4u << 20;
+// Upstream's RAFS_MAX_METADATA_SIZE: a larger bootstrap is refused.
+inline constexpr std::uint64_t kMaxBootstrapSize = 0x8000'0000;
 
 class Image {
  public:
-  // Maps and validates the bootstrap at `path` (superblock, extension,
-  // device table, blob table, chunk table, prefetch table, root inode).
-  // kNotFound / kIo for the file, kCorrupt / kUnsupported for its content.
+  // Reads the bootstrap at `path` into memory (a private copy: a later change
+  // of the file does not reach this Image) and validates it (superblock,
+  // extension, device table, blob table, chunk table, prefetch table, root
+  // inode). The file is opened without blocking; kInvalidArgument when it is
+  // not a regular file or exceeds kMaxBootstrapSize, kNotFound / kIo for the
+  // file, kCorrupt / kUnsupported for its content.
   static Result<std::unique_ptr<Image>> open(const std::string& path, ImageOptions options);
   // The same over bytes in memory (tests, fuzzing); the Image keeps them.
   static Result<std::unique_ptr<Image>> from_bytes(std::vector<std::uint8_t> bytes, ImageOptions options);
