@@ -12,8 +12,10 @@
 //      non-socket file, before anything is mounted on the host (§10 #33);
 //   6. run the daemon's start-up transitions: Mount, then Start, which mounts
 //      FUSE and starts its workers (RUNNING); with --upgrade stay in INIT;
-//   7. wait for a signal (graceful shutdown: unmount) or an accepted PUT
-//      /daemon/exit (its 204 already written; FUSE stays mounted, §2.5);
+//   7. wait for a signal (graceful shutdown: unmount), an accepted PUT
+//      /daemon/exit (its 204 already written; FUSE stays mounted, §2.5) or
+//      the kernel ending the FUSE session (unmounted from outside: graceful
+//      shutdown, exit status 1; docs/decisions.md);
 //   8. stop the API server, which removes the socket if it is still ours.
 #include <poll.h>
 #include <signal.h>
@@ -110,13 +112,13 @@ void raise_nofile(std::uint64_t want) {
   }
 }
 
-enum class Wake { kSignal, kExitRequested };
+enum class Wake { kSignal, kExitRequested, kSessionLost };
 
-// Waits until SIGINT/SIGTERM arrives on `sigfd` or `exitfd` is written.
-Wake wait_for_stop(int sigfd, int exitfd) {
-  pollfd fds[2] = {{sigfd, POLLIN, 0}, {exitfd, POLLIN, 0}};
+// Waits until SIGINT/SIGTERM arrives on `sigfd`, or `exitfd` or `lostfd` is written.
+Wake wait_for_stop(int sigfd, int exitfd, int lostfd) {
+  pollfd fds[3] = {{sigfd, POLLIN, 0}, {exitfd, POLLIN, 0}, {lostfd, POLLIN, 0}};
   for (;;) {
-    if (poll(fds, 2, -1) < 0) {
+    if (poll(fds, 3, -1) < 0) {
       if (errno == EINTR) continue;
       spdlog::error("poll: {}", std::strerror(errno));
       return Wake::kSignal;
@@ -127,6 +129,7 @@ Wake wait_for_stop(int sigfd, int exitfd) {
       return Wake::kSignal;
     }
     if (fds[1].revents & POLLIN) return Wake::kExitRequested;
+    if (fds[2].revents & POLLIN) return Wake::kSessionLost;
   }
 }
 
@@ -242,7 +245,8 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &mask, nullptr);
   int sigfd = signalfd(-1, &mask, SFD_CLOEXEC);
   int exitfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (sigfd < 0 || exitfd < 0) {
+  int lostfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);  // written by the FUSE worker that saw the session end
+  if (sigfd < 0 || exitfd < 0 || lostfd < 0) {
     spdlog::error("cannot create signal/event descriptors: {}", std::strerror(errno));
     return 1;
   }
@@ -257,9 +261,16 @@ int main(int argc, char** argv) {
   std::atomic<daemon::Daemon*> events_target{nullptr};
   std::shared_ptr<daemon::FuseService> fuse;
   if (!flags.mountpoint.empty()) {
-    fuse = std::make_shared<daemon::FuseService>([&events_target](std::string text) {
-      if (daemon::Daemon* d = events_target.load()) d->events().push(text);
-    });
+    auto push_event = [&events_target](std::string text) {
+      if (daemon::Daemon* d = events_target.load()) d->events().push(std::move(text));
+    };
+    daemon::FuseServiceOptions fo;
+    fo.on_session_end = [push_event, lostfd](const std::string& why) {
+      push_event(why);
+      std::uint64_t one = 1;
+      [[maybe_unused]] auto n = write(lostfd, &one, sizeof(one));
+    };
+    fuse = std::make_shared<daemon::FuseService>(push_event, std::move(fo));
     options.start_service = [fuse, mp = flags.mountpoint, threads = flags.thread_num] { return fuse->start(mp, threads); };
     options.stop_service = [fuse] { fuse->stop(); };
     options.fuse_ready = [fuse] { return fuse->initialized(); };
@@ -310,12 +321,15 @@ int main(int argc, char** argv) {
                flags.mountpoint.empty() ? std::string("serving the API only") : "serving FUSE at " + flags.mountpoint,
                daemon::to_string(d.state()));
 
-  Wake why = wait_for_stop(sigfd, exitfd);
-  if (why == Wake::kSignal) d.shutdown();  // unmounts FUSE (RUNNING -> READY -> STOPPED)
+  Wake why = wait_for_stop(sigfd, exitfd, lostfd);
+  // A lost session serves nothing and would answer mounts nothing can reach:
+  // shut down like upstream (§5.3, a worker dying) so supervisors see it.
+  if (why == Wake::kSessionLost) spdlog::error("the FUSE session at {} has ended, shutting down", flags.mountpoint);
+  if (why != Wake::kExitRequested) d.shutdown();  // unmounts FUSE (RUNNING -> READY -> STOPPED)
   if (server) server->stop();
   server.reset();
   close(sigfd);
-  close(exitfd);
+  close(exitfd);  // lostfd stays open: FUSE workers may still write it until the process ends
   spdlog::info("nydusd exited");
   spdlog::shutdown();
   if (why == Wake::kExitRequested && fuse) {
@@ -324,5 +338,5 @@ int main(int argc, char** argv) {
     std::fflush(nullptr);
     _exit(0);
   }
-  return 0;
+  return why == Wake::kSessionLost ? 1 : 0;
 }

@@ -264,7 +264,8 @@ Result<std::unique_ptr<FuseServer>> FuseServer::start(PseudoFs& fs, const std::s
                                                         FuseServerOptions options) {
   if (options.threads == 0) return fail(ErrorCode::kInvalidArgument, "FUSE worker threads must be at least 1");
   std::unique_ptr<FuseServer> s(new FuseServer(fs, mountpoint, std::move(options)));
-  std::string opts = fmt::format("ro,default_permissions,allow_other,fsname={},subtype=nydus", s->options_.fsname);
+  // No subtype: the type column reads `fuse`, as upstream's.
+  std::string opts = fmt::format("ro,default_permissions,allow_other,fsname={}", s->options_.fsname);
   fuse_args args = FUSE_ARGS_INIT(0, nullptr);
   fuse_opt_add_arg(&args, "nydusd");
   fuse_opt_add_arg(&args, "-o");
@@ -308,12 +309,18 @@ void FuseServer::work(Worker& w) {
     pollfd p[2] = {{fd, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
     if (::poll(p, 2, -1) < 0) {
       if (errno == EINTR) continue;
+      session_ended(errno);
       break;
     }
     if (p[1].revents != 0 || fuse_session_exited(se_)) break;
     int res = fuse_session_receive_buf(se_, &buf);
     if (res == -EAGAIN || res == -EINTR) continue;
-    if (res <= 0) break;  // 0: unmounted / connection aborted
+    if (res <= 0) {
+      // 0: ENODEV, libfuse has marked the session exited (unmounted from
+      // outside or aborted); other workers see that and leave quietly.
+      session_ended(res == 0 ? ENODEV : -res);
+      break;
+    }
     bool in_mem = (buf.flags & FUSE_BUF_IS_FD) == 0 && static_cast<size_t>(res) >= sizeof(InHeader);
     if (in_mem) {
       InHeader h;
@@ -331,6 +338,15 @@ void FuseServer::work(Worker& w) {
     }
   }
   std::free(buf.mem);
+}
+
+void FuseServer::session_ended(int err) {
+  if (stopped_.load() || lost_.exchange(true)) return;
+  std::string why = fmt::format("FUSE session at {} ended by the kernel ({}): unmounted from outside or connection "
+                                "aborted; nothing it served is reachable any more",
+                                mountpoint_, std::strerror(err));
+  spdlog::error("{}", why);
+  if (options_.on_session_end) options_.on_session_end(why);
 }
 
 void FuseServer::stop() {
