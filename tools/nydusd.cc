@@ -2,7 +2,8 @@
 //
 // Start-up reads as a list of passes (contract §1.1, §5.3, §9):
 //   1. parse the upstream-compatible command line (or print --version);
-//   2. set up logging and the open-file limit; check --config;
+//   2. set up logging and the open-file limit; check --config; check the
+//      host mountpoint (refuse a live FUSE mount, unmount a stale one);
 //   3. block SIGINT/SIGTERM in every thread; they are read from a signalfd by
 //      the main loop, so no work ever runs in signal context (§10 #16);
 //   4. with --mountpoint, create the FUSE service; attach --shared-dir at "/"
@@ -235,6 +236,18 @@ int main(int argc, char** argv) {
       return 1;
     }
     rafs_mount = std::move(*req);
+  }
+
+  // A live FUSE mount is refused (stacking on it would hide its files) and a
+  // stale one, left by a crashed daemon, is lazily unmounted. With
+  // --upgrade/--supervisor the mountpoint is left to the takeover path.
+  // Before signals are blocked: a hung FUSE mount can stall stat(2), and
+  // SIGTERM must still end that.
+  if (!flags.mountpoint.empty() && !flags.upgrade && flags.supervisor.empty()) {
+    if (auto r = nydus::fs::prepare_mountpoint(flags.mountpoint, true); !r) {
+      spdlog::error("{}", r.error().message());
+      return 1;
+    }
   }
 
   // Signals are consumed from a signalfd by the main loop; block them before any thread starts.

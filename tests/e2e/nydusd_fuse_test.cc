@@ -116,6 +116,22 @@ TEST_F(NydusdFuseTest, UnmountFromOutsideIsNoticedAndTheDaemonShutsDown) {
   EXPECT_FALSE(std::filesystem::exists(sock_)) << "the API socket is removed as on any clean exit";
 }
 
+// Item 11: a second daemon on a live daemon's mountpoint is refused; the
+// first keeps serving.
+TEST_F(NydusdFuseTest, SecondDaemonRefusesALiveMountpoint) {
+  start({"--shared-dir", src_});
+  std::string other = dir_.file("other");
+  std::filesystem::create_directories(other);
+  DaemonProcess second({"--apisock", dir_.file("second.sock"), "--mountpoint", mnt_, "--shared-dir", other},
+                       dir_.file("second.log"));
+  auto status = second.wait_exit(std::chrono::seconds(30));
+  ASSERT_TRUE(status) << "the second daemon stacked its mount\n" << second.log();
+  EXPECT_EQ(*status, 1);
+  EXPECT_NE(second.log().find("is already a live FUSE mount (rafs type fuse)"), std::string::npos) << second.log();
+  EXPECT_EQ(slurp(mnt_ + "/sub/hello.txt"), "hello from the shared dir\n");
+  EXPECT_EQ(Json::parse(call("GET", "/api/v1/daemon").body)["state"], "RUNNING");
+}
+
 // Item 12: names no client could reach or name again, the instance limit and
 // a mistyped backend field each get a precise error in the contract's shape.
 TEST_F(NydusdFuseTest, MountNamesAndLimitsGetPreciseErrors) {
@@ -149,6 +165,48 @@ TEST_F(NydusdFuseTest, MountNamesAndLimitsGetPreciseErrors) {
             R"(Mount(MountFilesystem(Other("too many filesystem instances: the limit is 255 per daemon"))))");
   auto info = Json::parse(call("GET", "/api/v1/daemon").body);
   EXPECT_EQ(info["backend_collection"].size(), 255u);
+}
+
+// Kills the daemon so that its mount stays behind, dead (ENOTCONN).
+void crash(DaemonProcess& d, const std::string& mnt) {
+  d.signal(SIGKILL);
+  ASSERT_TRUE(d.wait_exit());
+  ASSERT_TRUE(is_mounted(mnt));
+  struct stat st {};
+  ASSERT_NE(::stat(mnt.c_str(), &st), 0);
+  ASSERT_EQ(errno, ENOTCONN);
+}
+
+// Item 11: restart after a crash cleans the stale mount up (with a log line) and serves.
+TEST_F(NydusdFuseTest, RestartAfterACrashUnmountsTheStaleMount) {
+  start({"--shared-dir", src_});
+  crash(*daemon_, mnt_);
+  // The successor would replace the stale socket; removed here so that
+  // start() waits for the new daemon's socket rather than finding the old one.
+  std::filesystem::remove(sock_);
+  start({"--shared-dir", src_});
+  EXPECT_EQ(slurp(mnt_ + "/sub/hello.txt"), "hello from the shared dir\n");
+  EXPECT_NE(daemon_->log().find("is a stale FUSE mount whose daemon is gone (Transport endpoint is not connected): "
+                                "lazily unmounted it"),
+            std::string::npos)
+      << daemon_->log();
+}
+
+// Item 11: with a supervisor the stale mount is left for failover, and the
+// start-up error names the real errno instead of guessing.
+TEST_F(NydusdFuseTest, WithASupervisorAStaleMountIsLeftAndTheErrnoNamed) {
+  start({"--shared-dir", src_});
+  crash(*daemon_, mnt_);
+  DaemonProcess again({"--apisock", sock_, "--mountpoint", mnt_, "--shared-dir", src_, "--id", "d1", "--supervisor",
+                       dir_.file("supervisor.sock")},
+                      dir_.file("again.log"));
+  auto status = again.wait_exit(std::chrono::seconds(30));
+  ASSERT_TRUE(status) << again.log();
+  EXPECT_EQ(*status, 1);
+  EXPECT_NE(again.log().find("cannot mount FUSE at " + mnt_ + ": Transport endpoint is not connected"),
+            std::string::npos)
+      << again.log();
+  EXPECT_TRUE(is_mounted(mnt_)) << "left for the takeover path";
 }
 
 }  // namespace

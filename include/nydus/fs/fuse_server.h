@@ -61,6 +61,17 @@ struct InflightRequest {  // one element of §4.8
   std::uint64_t timestamp_secs = 0;
 };
 
+// Checks a host directory before a FUSE session is mounted on it, so that
+// start-up fails with the real cause instead of libfuse's generic one:
+//   - stat fails with ENOTCONN: a stale FUSE mount whose daemon is gone. With
+//     `clean_stale` it is lazily unmounted (logged) and the check repeated;
+//     otherwise kIo naming ENOTCONN.
+//   - any other stat failure: kIo naming the errno; not a directory: kInvalidArgument;
+//   - the path is the target of a live FUSE mount (another daemon serves it;
+//     mounting on top would hide its files): kAlreadyExists naming it.
+// May block like stat(2) on a hung FUSE mount; call it before signals are blocked.
+Result<void> prepare_mountpoint(const std::string& path, bool clean_stale);
+
 class FuseServer final : public Invalidator {
  public:
   // Mounts `mountpoint` (an existing directory) and starts the workers.
