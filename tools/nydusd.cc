@@ -2,7 +2,8 @@
 //
 // Start-up reads as a list of passes (contract §1.1, §5.3, §9):
 //   1. parse the upstream-compatible command line (or print --version);
-//   2. set up logging and the open-file limit; check --config;
+//   2. set up logging and the open-file limit; check --config; check the
+//      host mountpoint (refuse a live FUSE mount, unmount a stale one);
 //   3. block SIGINT/SIGTERM in every thread; they are read from a signalfd by
 //      the main loop, so no work ever runs in signal context (§10 #16);
 //   4. with --mountpoint, create the FUSE service; attach --shared-dir at "/"
@@ -12,8 +13,10 @@
 //      non-socket file, before anything is mounted on the host (§10 #33);
 //   6. run the daemon's start-up transitions: Mount, then Start, which mounts
 //      FUSE and starts its workers (RUNNING); with --upgrade stay in INIT;
-//   7. wait for a signal (graceful shutdown: unmount) or an accepted PUT
-//      /daemon/exit (its 204 already written; FUSE stays mounted, §2.5);
+//   7. wait for a signal (graceful shutdown: unmount), an accepted PUT
+//      /daemon/exit (its 204 already written; FUSE stays mounted, §2.5) or
+//      the kernel ending the FUSE session (unmounted from outside: graceful
+//      shutdown, exit status 1; docs/decisions.md);
 //   8. stop the API server, which removes the socket if it is still ours;
 //      wait at most 2 s for a running mount request (exit status 1 without it).
 #include <poll.h>
@@ -111,13 +114,13 @@ void raise_nofile(std::uint64_t want) {
   }
 }
 
-enum class Wake { kSignal, kExitRequested };
+enum class Wake { kSignal, kExitRequested, kSessionLost };
 
-// Waits until SIGINT/SIGTERM arrives on `sigfd` or `exitfd` is written.
-Wake wait_for_stop(int sigfd, int exitfd) {
-  pollfd fds[2] = {{sigfd, POLLIN, 0}, {exitfd, POLLIN, 0}};
+// Waits until SIGINT/SIGTERM arrives on `sigfd`, or `exitfd` or `lostfd` is written.
+Wake wait_for_stop(int sigfd, int exitfd, int lostfd) {
+  pollfd fds[3] = {{sigfd, POLLIN, 0}, {exitfd, POLLIN, 0}, {lostfd, POLLIN, 0}};
   for (;;) {
-    if (poll(fds, 2, -1) < 0) {
+    if (poll(fds, 3, -1) < 0) {
       if (errno == EINTR) continue;
       spdlog::error("poll: {}", std::strerror(errno));
       return Wake::kSignal;
@@ -128,6 +131,7 @@ Wake wait_for_stop(int sigfd, int exitfd) {
       return Wake::kSignal;
     }
     if (fds[1].revents & POLLIN) return Wake::kExitRequested;
+    if (fds[2].revents & POLLIN) return Wake::kSessionLost;
   }
 }
 
@@ -235,6 +239,18 @@ int main(int argc, char** argv) {
     rafs_mount = std::move(*req);
   }
 
+  // A live FUSE mount is refused (stacking on it would hide its files) and a
+  // stale one, left by a crashed daemon, is lazily unmounted. With
+  // --upgrade/--supervisor the mountpoint is left to the takeover path.
+  // Before signals are blocked: a hung FUSE mount can stall stat(2), and
+  // SIGTERM must still end that.
+  if (!flags.mountpoint.empty() && !flags.upgrade && flags.supervisor.empty()) {
+    if (auto r = nydus::fs::prepare_mountpoint(flags.mountpoint, true); !r) {
+      spdlog::error("{}", r.error().message());
+      return 1;
+    }
+  }
+
   // Signals are consumed from a signalfd by the main loop; block them before any thread starts.
   sigset_t mask;
   sigemptyset(&mask);
@@ -243,7 +259,8 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &mask, nullptr);
   int sigfd = signalfd(-1, &mask, SFD_CLOEXEC);
   int exitfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (sigfd < 0 || exitfd < 0) {
+  int lostfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);  // written by the FUSE worker that saw the session end
+  if (sigfd < 0 || exitfd < 0 || lostfd < 0) {
     spdlog::error("cannot create signal/event descriptors: {}", std::strerror(errno));
     return 1;
   }
@@ -258,9 +275,16 @@ int main(int argc, char** argv) {
   std::atomic<daemon::Daemon*> events_target{nullptr};
   std::shared_ptr<daemon::FuseService> fuse;
   if (!flags.mountpoint.empty()) {
-    fuse = std::make_shared<daemon::FuseService>([&events_target](std::string text) {
-      if (daemon::Daemon* d = events_target.load()) d->events().push(text);
-    });
+    auto push_event = [&events_target](std::string text) {
+      if (daemon::Daemon* d = events_target.load()) d->events().push(std::move(text));
+    };
+    daemon::FuseServiceOptions fo;
+    fo.on_session_end = [push_event, lostfd](const std::string& why) {
+      push_event(why);
+      std::uint64_t one = 1;
+      [[maybe_unused]] auto n = write(lostfd, &one, sizeof(one));
+    };
+    fuse = std::make_shared<daemon::FuseService>(push_event, std::move(fo));
     options.start_service = [fuse, mp = flags.mountpoint, threads = flags.thread_num] { return fuse->start(mp, threads); };
     options.stop_service = [fuse] { fuse->stop(); };
     options.fuse_ready = [fuse] { return fuse->initialized(); };
@@ -311,8 +335,11 @@ int main(int argc, char** argv) {
                flags.mountpoint.empty() ? std::string("serving the API only") : "serving FUSE at " + flags.mountpoint,
                daemon::to_string(d.state()));
 
-  Wake why = wait_for_stop(sigfd, exitfd);
-  if (why == Wake::kSignal) d.shutdown();  // unmounts FUSE (RUNNING -> READY -> STOPPED)
+  Wake why = wait_for_stop(sigfd, exitfd, lostfd);
+  // A lost session serves nothing and would answer mounts nothing can reach:
+  // shut down like upstream (§5.3, a worker dying) so supervisors see it.
+  if (why == Wake::kSessionLost) spdlog::error("the FUSE session at {} has ended, shutting down", flags.mountpoint);
+  if (why != Wake::kExitRequested) d.shutdown();  // unmounts FUSE (RUNNING -> READY -> STOPPED)
   if (server) server->stop();
   server.reset();
   // A mount stuck in the kernel (its source on a hung filesystem) must not
@@ -321,7 +348,7 @@ int main(int argc, char** argv) {
   const bool worker_stopped = d.stop_worker(std::chrono::seconds(2));
   if (!worker_stopped) spdlog::error("a mount request is stuck in a system call; exiting without waiting for it");
   close(sigfd);
-  close(exitfd);
+  close(exitfd);  // lostfd stays open: FUSE workers may still write it until the process ends
   spdlog::info("nydusd exited");
   spdlog::shutdown();
   if (!worker_stopped || (why == Wake::kExitRequested && fuse)) {
@@ -330,5 +357,5 @@ int main(int argc, char** argv) {
     std::fflush(nullptr);
     _exit(worker_stopped ? 0 : 1);
   }
-  return 0;
+  return why == Wake::kSessionLost ? 1 : 0;
 }

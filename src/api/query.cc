@@ -3,6 +3,8 @@
 
 #include <cstdint>
 
+#include "nydus/utf8.h"
+
 namespace nydus::api {
 namespace {
 
@@ -13,57 +15,8 @@ int hex_value(char c) {
   return -1;
 }
 
-// Replaces every invalid UTF-8 sequence by U+FFFD, as Rust's from_utf8_lossy.
-std::string utf8_lossy(const std::string& in) {
-  static const char kReplacement[] = "\xEF\xBF\xBD";
-  std::string out;
-  out.reserve(in.size());
-  std::size_t i = 0;
-  while (i < in.size()) {
-    auto c = static_cast<std::uint8_t>(in[i]);
-    std::size_t len = 0;
-    std::uint32_t min = 0;
-    if (c < 0x80) {
-      out += static_cast<char>(c);
-      ++i;
-      continue;
-    } else if ((c & 0xE0) == 0xC0) {
-      len = 2;
-      min = 0x80;
-    } else if ((c & 0xF0) == 0xE0) {
-      len = 3;
-      min = 0x800;
-    } else if ((c & 0xF8) == 0xF0) {
-      len = 4;
-      min = 0x10000;
-    }
-    bool ok = len != 0 && i + len <= in.size();
-    std::uint32_t cp = len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
-    for (std::size_t k = 1; ok && k < len; ++k) {
-      auto cc = static_cast<std::uint8_t>(in[i + k]);
-      if ((cc & 0xC0) != 0x80) ok = false;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    if (ok && (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))) ok = false;
-    if (ok) {
-      out.append(in, i, len);
-      i += len;
-    } else {
-      out += kReplacement;
-      ++i;
-      // Skip the continuation bytes of this broken sequence, as a decoder would.
-      while (i < in.size() && (static_cast<std::uint8_t>(in[i]) & 0xC0) == 0x80 && len > 1) {
-        ++i;
-        --len;
-      }
-    }
-  }
-  return out;
-}
-
-}  // namespace
-
-std::string form_decode(std::string_view s) {
+// `%XX` and `+` decoded; the bytes may be any, valid UTF-8 or not.
+std::string percent_decode(std::string_view s) {
   std::string bytes;
   bytes.reserve(s.size());
   for (std::size_t i = 0; i < s.size(); ++i) {
@@ -78,8 +31,12 @@ std::string form_decode(std::string_view s) {
       bytes += c;
     }
   }
-  return utf8_lossy(bytes);
+  return bytes;
 }
+
+}  // namespace
+
+std::string form_decode(std::string_view s) { return utf8_lossy(percent_decode(s)); }
 
 std::string form_encode(std::string_view s) {
   static const char kHex[] = "0123456789ABCDEF";
@@ -108,10 +65,20 @@ Query Query::parse(std::string_view raw) {
     if (part.empty()) continue;
     auto eq = part.find('=');
     std::string key = form_decode(part.substr(0, eq));
-    std::string value = eq == std::string_view::npos ? std::string() : form_decode(part.substr(eq + 1));
+    std::string value = eq == std::string_view::npos ? std::string() : percent_decode(part.substr(eq + 1));
+    bool lossy = !is_valid_utf8(value);
+    if (lossy) value = utf8_lossy(value);
     q.pairs_.emplace_back(std::move(key), std::move(value));
+    q.lossy_.push_back(lossy);
   }
   return q;
+}
+
+bool Query::lossy(std::string_view key) const {
+  for (std::size_t i = 0; i < pairs_.size(); ++i) {
+    if (pairs_[i].first == key) return lossy_[i];
+  }
+  return false;
 }
 
 std::optional<std::string> Query::get(std::string_view key) const {

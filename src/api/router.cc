@@ -29,6 +29,18 @@ tl::unexpected<HttpError> missing(std::string_view name) {
   return tl::unexpected(HttpError::query_string("'" + std::string(name) + "' should be specified in query string"));
 }
 
+// The mountpoint, or a QueryString error when it is absent or not valid UTF-8
+// once decoded: upstream would store it under a key with U+FFFD in place of
+// the bytes, which no client could name again.
+Result<std::string, HttpError> mountpoint_of(const Query& q) {
+  auto mp = q.get("mountpoint");
+  if (!mp) return missing("mountpoint");
+  if (q.lossy("mountpoint")) {
+    return tl::unexpected(HttpError::query_string("'mountpoint' must be valid UTF-8 once percent-decoded"));
+  }
+  return *mp;
+}
+
 template <class T, class Parse>
 Result<T, HttpError> body_of(const Ctx& c, Parse&& parse) {
   auto r = parse(c.req.body);
@@ -60,8 +72,8 @@ Outcome events(const Ctx& c) {
 
 Outcome fs_backend(const Ctx& c) {
   if (!c.is("GET", false)) return bad_request();
-  auto mp = c.query.get("mountpoint");
-  if (!mp) return missing("mountpoint");
+  auto mp = mountpoint_of(c.query);
+  if (!mp) return tl::unexpected(mp.error());
   return ok(ExportFsBackendInfo{*mp}, ErrorWrapper::kFsBackendInfo);
 }
 
@@ -74,8 +86,8 @@ Outcome put_no_body(const Ctx& c) {
 // ---- /api/v1/mount: the query is checked before the method (§2.2.0) ----
 
 Outcome mount(const Ctx& c) {
-  auto mp = c.query.get("mountpoint");
-  if (!mp) return missing("mountpoint");
+  auto mp = mountpoint_of(c.query);
+  if (!mp) return tl::unexpected(mp.error());
   if (c.is("POST", true) || c.is("PUT", true)) {
     auto cmd = body_of<ApiMountCmd>(c, parse_mount_cmd);
     if (!cmd) return tl::unexpected(cmd.error());

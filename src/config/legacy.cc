@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <array>
+#include <optional>
 #include <utility>
 
 #include <fmt/format.h>
@@ -161,10 +162,30 @@ Result<ConfigV2> to_config_v2(const RafsConfig& legacy) {
   return out;
 }
 
+// A problem inside `device` (its backend and cache `config` objects are
+// typed only at conversion), if there is one.
+std::optional<Error> device_problem(const json::Document& doc) {
+  const Value& root = doc.root();
+  if (!root.is_object() || !root.contains("device")) return std::nullopt;
+  Decoder d(doc);
+  RafsConfig partial;
+  decode(d, root.at("device"), "/device", partial.device);
+  ConfigV2 ignored;
+  convert(d, partial, ignored);
+  if (d.ok()) return std::nullopt;
+  return decode_failure(d);
+}
+
 Result<ConfigV2> from_legacy_document(const json::Document& doc) {
   Decoder d(doc);
   RafsConfig legacy;
   decode(d, doc.root(), "", legacy);
+  if (!d.ok() && d.error().path.empty() && d.error().reason.starts_with("missing field")) {
+    // A missing key is found at the end of the object, after everything in
+    // `device`: report a problem inside it first ({"dir": 5} is the caller's
+    // first mistake, not the absent `mode`), as a decoder reading in document order would.
+    if (auto inner = device_problem(doc)) return tl::unexpected(*inner);
+  }
   ConfigV2 out;
   convert(d, legacy, out);
   if (!d.ok()) return tl::unexpected(decode_failure(d));

@@ -48,6 +48,7 @@ Result<void> FuseService::start(const std::string& mountpoint, unsigned threads)
   o.threads = threads;
   o.entry_timeout = options_.entry_timeout;
   o.attr_timeout = options_.attr_timeout;
+  o.on_session_end = options_.on_session_end;
   auto s = fs::FuseServer::start(pseudo_, mountpoint, o);
   if (!s) return tl::unexpected(s.error());
   // The device of our own mount, to refuse sources inside it (see

@@ -7,13 +7,19 @@
 #include <fuse_lowlevel.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
+#include <optional>
+#include <sstream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -31,7 +37,70 @@ struct InHeader {
   std::uint64_t nodeid;
 };
 
+// Mount-table paths escape space, tab, newline and backslash as \ooo.
+std::string unescape_mount_path(std::string_view p) {
+  std::string out;
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    if (p[i] == '\\' && i + 3 < p.size()) {
+      out += static_cast<char>(((p[i + 1] - '0') << 6) | ((p[i + 2] - '0') << 3) | (p[i + 3] - '0'));
+      i += 3;
+    } else {
+      out += p[i];
+    }
+  }
+  return out;
+}
+
+struct MountEntry {
+  std::string fstype, source;
+};
+
+// The topmost mount whose target is `target` (canonical), from /proc/self/mountinfo.
+std::optional<MountEntry> mount_at(const std::string& target) {
+  std::ifstream in("/proc/self/mountinfo");
+  std::optional<MountEntry> found;
+  std::string line;
+  while (std::getline(in, line)) {
+    // id parent major:minor root target options [optional…] - fstype source superoptions
+    std::istringstream ss(line);
+    std::string id, parent, dev, root, mp, opts, field;
+    if (!(ss >> id >> parent >> dev >> root >> mp >> opts)) continue;
+    while (ss >> field && field != "-") {
+    }
+    MountEntry e;
+    if (!(ss >> e.fstype >> e.source)) continue;
+    if (unescape_mount_path(mp) == target) found = std::move(e);  // later lines are mounted on top
+  }
+  return found;
+}
+
 }  // namespace
+
+Result<void> prepare_mountpoint(const std::string& path, bool clean_stale) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    int err = errno;
+    if (err != ENOTCONN) return fail(ErrorCode::kIo, fmt::format("cannot use mountpoint {}: {}", path, std::strerror(err)));
+    std::string stale = fmt::format("mountpoint {} is a stale FUSE mount whose daemon is gone ({})", path, std::strerror(err));
+    if (!clean_stale) return fail(ErrorCode::kIo, stale);
+    if (::umount2(path.c_str(), MNT_DETACH) != 0) {
+      return fail(ErrorCode::kIo, fmt::format("{}; unmounting it failed: {}", stale, std::strerror(errno)));
+    }
+    spdlog::warn("{}: lazily unmounted it", stale);
+    return prepare_mountpoint(path, false);
+  }
+  if (!S_ISDIR(st.st_mode)) return fail(ErrorCode::kInvalidArgument, fmt::format("mountpoint {} is not a directory", path));
+  std::error_code ec;
+  std::string target = std::filesystem::canonical(path, ec).string();
+  if (ec) return fail(ErrorCode::kIo, fmt::format("cannot use mountpoint {}: {}", path, ec.message()));
+  if (auto m = mount_at(target); m && (m->fstype == "fuse" || m->fstype == "fuseblk" || m->fstype.rfind("fuse.", 0) == 0)) {
+    return fail(ErrorCode::kAlreadyExists,
+                fmt::format("mountpoint {} is already a live FUSE mount ({} type {}): another daemon serves it, and "
+                            "mounting over it would hide its files",
+                            path, m->source, m->fstype));
+  }
+  return {};
+}
 
 struct FuseServer::Worker {
   std::thread thread;
@@ -264,7 +333,8 @@ Result<std::unique_ptr<FuseServer>> FuseServer::start(PseudoFs& fs, const std::s
                                                         FuseServerOptions options) {
   if (options.threads == 0) return fail(ErrorCode::kInvalidArgument, "FUSE worker threads must be at least 1");
   std::unique_ptr<FuseServer> s(new FuseServer(fs, mountpoint, std::move(options)));
-  std::string opts = fmt::format("ro,default_permissions,allow_other,fsname={},subtype=nydus", s->options_.fsname);
+  // No subtype: the type column reads `fuse`, as upstream's.
+  std::string opts = fmt::format("ro,default_permissions,allow_other,fsname={}", s->options_.fsname);
   fuse_args args = FUSE_ARGS_INIT(0, nullptr);
   fuse_opt_add_arg(&args, "nydusd");
   fuse_opt_add_arg(&args, "-o");
@@ -276,7 +346,13 @@ Result<std::unique_ptr<FuseServer>> FuseServer::start(PseudoFs& fs, const std::s
   if (fuse_session_mount(s->se_, mountpoint.c_str()) != 0) {
     fuse_session_destroy(s->se_);
     s->se_ = nullptr;
-    return fail(ErrorCode::kIo, fmt::format("cannot mount FUSE at {} (is /dev/fuse available and the path a directory?)", mountpoint));
+    // libfuse only prints its reason: name the mountpoint's own problem when it has one.
+    struct stat st {};
+    if (::stat(mountpoint.c_str(), &st) != 0) {
+      return fail(ErrorCode::kIo, fmt::format("cannot mount FUSE at {}: {}", mountpoint, std::strerror(errno)));
+    }
+    if (!S_ISDIR(st.st_mode)) return fail(ErrorCode::kIo, fmt::format("cannot mount FUSE at {}: not a directory", mountpoint));
+    return fail(ErrorCode::kIo, fmt::format("cannot mount FUSE at {} (is /dev/fuse available?)", mountpoint));
   }
   int fd = fuse_session_fd(s->se_);
   ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
@@ -308,12 +384,18 @@ void FuseServer::work(Worker& w) {
     pollfd p[2] = {{fd, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
     if (::poll(p, 2, -1) < 0) {
       if (errno == EINTR) continue;
+      session_ended(errno);
       break;
     }
     if (p[1].revents != 0 || fuse_session_exited(se_)) break;
     int res = fuse_session_receive_buf(se_, &buf);
     if (res == -EAGAIN || res == -EINTR) continue;
-    if (res <= 0) break;  // 0: unmounted / connection aborted
+    if (res <= 0) {
+      // 0: ENODEV, libfuse has marked the session exited (unmounted from
+      // outside or aborted); other workers see that and leave quietly.
+      session_ended(res == 0 ? ENODEV : -res);
+      break;
+    }
     bool in_mem = (buf.flags & FUSE_BUF_IS_FD) == 0 && static_cast<size_t>(res) >= sizeof(InHeader);
     if (in_mem) {
       InHeader h;
@@ -331,6 +413,15 @@ void FuseServer::work(Worker& w) {
     }
   }
   std::free(buf.mem);
+}
+
+void FuseServer::session_ended(int err) {
+  if (stopped_.load() || lost_.exchange(true)) return;
+  std::string why = fmt::format("FUSE session at {} ended by the kernel ({}): unmounted from outside or connection "
+                                "aborted; nothing it served is reachable any more",
+                                mountpoint_, std::strerror(err));
+  spdlog::error("{}", why);
+  if (options_.on_session_end) options_.on_session_end(why);
 }
 
 void FuseServer::stop() {

@@ -8,9 +8,12 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <climits>
 #include <set>
 
 #include <fmt/format.h>
+
+#include "nydus/utf8.h"
 
 namespace nydus::fs {
 
@@ -119,6 +122,15 @@ void PseudoFs::release_all_handles() {
 }
 
 Result<std::string> PseudoFs::normalize(std::string_view mp) {
+  // Checked first, and never echoed: such a name could not be sent back in a
+  // JSON reply, nor reached through the kernel.
+  if (mp.find('\0') != std::string_view::npos) {
+    return fail(ErrorCode::kInvalidArgument, "mountpoint contains a NUL byte (%00): no path can reach it");
+  }
+  if (!is_valid_utf8(mp)) return fail(ErrorCode::kInvalidArgument, "mountpoint is not valid UTF-8");
+  if (mp.size() >= PATH_MAX) {
+    return fail(ErrorCode::kInvalidArgument, fmt::format("mountpoint is longer than {} bytes", PATH_MAX - 1));
+  }
   if (mp.empty() || mp.front() != '/') return fail(ErrorCode::kInvalidArgument, fmt::format("mountpoint {} is not absolute", mp));
   std::string out;
   std::size_t i = 0;
@@ -128,6 +140,10 @@ Result<std::string> PseudoFs::normalize(std::string_view mp) {
     if (j == std::string_view::npos) j = mp.size();
     std::string_view c = mp.substr(i, j - i);
     if (c == "." || c == "..") return fail(ErrorCode::kInvalidArgument, fmt::format("mountpoint {} has . or ..", mp));
+    if (c.size() > NAME_MAX) {
+      return fail(ErrorCode::kInvalidArgument,
+                  fmt::format("mountpoint {} has a component longer than {} bytes", mp, NAME_MAX));
+    }
     if (!c.empty()) {
       out += '/';
       out += c;
@@ -202,15 +218,18 @@ Result<void> PseudoFs::attach(std::string_view mountpoint, std::shared_ptr<Files
         return fail(ErrorCode::kInvalidArgument, fmt::format("mountpoint {} has mountpoints below it", *mp));
     }
     unsigned slot = 0;
-    for (unsigned k = 0; k < 255; ++k) {
-      unsigned s = (next_slot_ - 1 + k) % 255 + 1;
+    for (unsigned k = 0; k < kMaxInstances; ++k) {
+      unsigned s = (next_slot_ - 1 + k) % kMaxInstances + 1;
       if (!slots_[s]) {
         slot = s;
         break;
       }
     }
-    if (slot == 0) return fail(ErrorCode::kUnsupported, "too many filesystem instances (255)");
-    next_slot_ = slot % 255 + 1;
+    if (slot == 0) {
+      return fail(ErrorCode::kInvalidArgument,
+                  fmt::format("too many filesystem instances: the limit is {} per daemon", kMaxInstances));
+    }
+    next_slot_ = slot % kMaxInstances + 1;
     // Create the pseudo directories.
     cur = kRootNode;
     for (const auto& c : comps) {
@@ -368,6 +387,24 @@ FsResult<NodeEntry> PseudoFs::instance_root_entry(const std::shared_ptr<Instance
   return NodeEntry{node, *attr};
 }
 
+std::uint64_t PseudoFs::child_ino(std::uint64_t parent, std::string_view name) const {
+  std::shared_ptr<Instance> inst;
+  std::uint64_t id = 0;
+  {
+    std::shared_lock lock(mu_);
+    auto it = nodes_.find(parent);
+    if (it == nodes_.end()) return 0;
+    auto c = it->second.children.find(name);
+    if (c == it->second.children.end()) return 0;
+    id = c->second;
+    inst = nodes_.at(id).inst;
+  }
+  if (!inst) return pseudo_attr(id).st_ino;
+  // What stat shows for the instance's root, as READDIRPLUS reports it.
+  auto attr = inst->fs->getattr(inst->fs->root());
+  return attr && attr->st_ino != 0 ? attr->st_ino : id;
+}
+
 FsResult<NodeEntry> PseudoFs::lookup(std::uint64_t parent, std::string_view name) {
   std::shared_ptr<Instance> child_inst;
   std::uint64_t child_pseudo = 0;
@@ -483,7 +520,12 @@ FsResult<void> PseudoFs::readdir(std::uint64_t node, std::uint64_t fh, std::uint
     // Pseudo listing: ".", "..", then the snapshot; offsets are positions.
     for (std::uint64_t i = off; i < h->pseudo_names.size() + 2; ++i) {
       std::string_view name = i == 0 ? "." : i == 1 ? ".." : std::string_view(h->pseudo_names[i - 2]);
-      DirEntry de{name, i + 1, i < 2 ? h->ino : 0, DT_DIR};
+      DirEntry de{name, i + 1, h->ino, DT_DIR};
+      if (!plus && i >= 2) {
+        // READDIR (the kernel's later batches): glibc skips d_ino 0 as deleted.
+        de.d_ino = child_ino(node, name);
+        if (de.d_ino == 0) continue;  // detached since opendir
+      }
       if (!plus || i < 2) {
         NodeEntry dot{0, pseudo_attr(h->ino)};
         if (!sink(de, plus ? &dot : nullptr)) return {};

@@ -31,6 +31,7 @@ RafsFs::RafsFs(std::unique_ptr<storage::Image> image, RafsOptions options)
     : image_(std::move(image)), options_(std::move(options)) {
   explicit_owner_ = image_->super_block().explicit_uid_gid();
   nydus_rules_ = image_->super_block().rafs;
+  xattrs_ = options_.enable_xattr || image_->super_block().has_xattr();
   if (options_.start_time.tv_sec == 0 && options_.start_time.tv_nsec == 0) options_.start_time = now_realtime();
 }
 
@@ -163,7 +164,7 @@ FsResult<struct statvfs> RafsFs::statfs(Ino) {
 }
 
 FsResult<std::string> RafsFs::getxattr(Ino ino, const char* name) {
-  if (!options_.enable_xattr) {
+  if (!xattrs_) {
     if (auto a = image_->getattr(to_nid(ino)); !a) return fs_error(fail(a.error(), "getxattr", ino));
     return fs_error(ENODATA);
   }
@@ -173,7 +174,7 @@ FsResult<std::string> RafsFs::getxattr(Ino ino, const char* name) {
 }
 
 FsResult<std::string> RafsFs::listxattr(Ino ino) {
-  if (!options_.enable_xattr) {
+  if (!xattrs_) {
     if (auto a = image_->getattr(to_nid(ino)); !a) return fs_error(fail(a.error(), "listxattr", ino));
     return std::string();
   }

@@ -177,6 +177,24 @@ TEST(RouterTest, ParseBodyErrorsCarryReasonAndPosition) {
   EXPECT_EQ(out.error().code(), "InvalidArgument");
 }
 
+// Issue #11 item 12: upstream would store such a mountpoint under a key with
+// U+FFFD in place of the bytes, which no client could name again.
+TEST(RouterTest, MountpointThatIsNotUtf8IsRefused) {
+  const std::string qs = R"~(QueryString("'mountpoint' must be valid UTF-8 once percent-decoded"))~";
+  EXPECT_EQ(rejection(req("POST", "/api/v1/mount?mountpoint=%2Fa%FF", "{}")), qs);
+  EXPECT_EQ(rejection(req("DELETE", "/api/v1/mount?mountpoint=%2Fa%C3")), qs);
+  EXPECT_EQ(rejection(req("GET", "/api/v1/daemon/backend?mountpoint=%ED%A0%80")), qs);  // a surrogate
+  auto out = route(req("PUT", "/api/v1/mount?mountpoint=%FF", "{}"));
+  ASSERT_FALSE(out);
+  EXPECT_EQ(out.error().status(), 400u);
+  // Valid UTF-8 passes, U+FFFD itself included; other parameters keep upstream's lossy rule.
+  EXPECT_EQ(routed_as<Umount>(req("DELETE", "/api/v1/mount?mountpoint=%2F%C3%A9%EF%BF%BD"), ErrorWrapper::kMount)
+                .mountpoint,
+            "/\xC3\xA9\xEF\xBF\xBD");
+  EXPECT_EQ(routed_as<ExportFsGlobalMetrics>(req("GET", "/api/v1/metrics?id=%FF"), ErrorWrapper::kGlobalMetrics).id,
+            "\xEF\xBF\xBD");
+}
+
 TEST(RouterTest, QueryStringRules) {
   auto q = Query::parse("mountpoint=/a+b&x=%2Fabc&bad=%zz&ff=%FF&flag&empty=&dup=1&dup=2#frag=1");
   EXPECT_EQ(q.get("mountpoint"), "/a b");

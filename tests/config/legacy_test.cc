@@ -148,6 +148,16 @@ TEST(LegacyTest, ConversionErrorsNameTheLegacyKey) {
             "device.cache.config: invalid type: null, expected struct FileCacheConfig");
 }
 
+// Issue #11 item 12: the mistyped backend field is the caller's first
+// mistake, not the `mode` that is missing after it.
+TEST(LegacyTest, AProblemInsideDeviceComesBeforeAMissingKeyAfterIt) {
+  EXPECT_EQ(error_of(R"({"device":{"backend":{"type":"localfs","config":{"dir":5}}}})"),
+            "device.backend.config.dir: invalid type: integer `5`, expected a string at line 1 column 57");
+  EXPECT_EQ(error_of(R"({"device":{"backend":{"type":"nope","config":{}}}})"),
+            "device.backend.type: unsupported backend type `nope` in a legacy configuration (expected one of "
+            "localfs, oss, s3, registry, localdisk) at line 1 column 35");
+}
+
 TEST(LegacyTest, DecodeErrors) {
   EXPECT_EQ(error_of(R"({"device":{"backend":{"type":"localfs","config":{}}}})"),
             "missing field `mode` at line 1 column 53");

@@ -82,5 +82,132 @@ TEST_F(NydusdFuseTest, ExitLeavesTheMountForASuccessor) {
   EXPECT_TRUE(is_mounted(mnt_));  // upstream behaviour (§2.5): the mount outlives the process
 }
 
+// Upstream parity (issue #11 item 13): scripts grep /proc/mounts for `rafs … fuse`.
+TEST_F(NydusdFuseTest, ProcMountsShowsRafsOfTypeFuseLikeUpstream) {
+  start({"--shared-dir", src_});
+  std::ifstream in("/proc/self/mounts");
+  std::string line, found;
+  while (std::getline(in, line)) {
+    std::istringstream ss(line);
+    std::string dev, mp, type;
+    ss >> dev >> mp >> type;
+    if (mp == mnt_) found = dev + " " + type;
+  }
+  EXPECT_EQ(found, "rafs fuse");
+}
+
+// Item 4: `fusermount3 -u` from outside ends the session: the daemon notices,
+// logs it and shuts down (status 1) instead of staying RUNNING over nothing.
+TEST_F(NydusdFuseTest, UnmountFromOutsideIsNoticedAndTheDaemonShutsDown) {
+  start({"--shared-dir", src_});
+  ASSERT_EQ(slurp(mnt_ + "/sub/hello.txt"), "hello from the shared dir\n");
+  std::string fusermount;
+  for (const char* p : {"/usr/bin/fusermount3", "/bin/fusermount3"})
+    if (::access(p, X_OK) == 0) fusermount = p;
+  if (fusermount.empty()) GTEST_SKIP() << "fusermount3 is not installed";
+  auto r = run_command({fusermount, "-u", mnt_});
+  ASSERT_EQ(r.first, 0) << r.second;
+  auto status = daemon_->wait_exit(std::chrono::seconds(60));  // a hang guard only
+  ASSERT_TRUE(status) << "nydusd kept running after its mount was removed\n" << daemon_->log();
+  EXPECT_EQ(*status, 1) << daemon_->log();
+  EXPECT_NE(daemon_->log().find("ended by the kernel (No such device)"), std::string::npos) << daemon_->log();
+  EXPECT_NE(daemon_->log().find("has ended, shutting down"), std::string::npos) << daemon_->log();
+  EXPECT_FALSE(is_mounted(mnt_));
+  EXPECT_FALSE(std::filesystem::exists(sock_)) << "the API socket is removed as on any clean exit";
+}
+
+// Item 11: a second daemon on a live daemon's mountpoint is refused; the
+// first keeps serving.
+TEST_F(NydusdFuseTest, SecondDaemonRefusesALiveMountpoint) {
+  start({"--shared-dir", src_});
+  std::string other = dir_.file("other");
+  std::filesystem::create_directories(other);
+  DaemonProcess second({"--apisock", dir_.file("second.sock"), "--mountpoint", mnt_, "--shared-dir", other},
+                       dir_.file("second.log"));
+  auto status = second.wait_exit(std::chrono::seconds(30));
+  ASSERT_TRUE(status) << "the second daemon stacked its mount\n" << second.log();
+  EXPECT_EQ(*status, 1);
+  EXPECT_NE(second.log().find("is already a live FUSE mount (rafs type fuse)"), std::string::npos) << second.log();
+  EXPECT_EQ(slurp(mnt_ + "/sub/hello.txt"), "hello from the shared dir\n");
+  EXPECT_EQ(Json::parse(call("GET", "/api/v1/daemon").body)["state"], "RUNNING");
+}
+
+// Item 12: names no client could reach or name again, the instance limit and
+// a mistyped backend field each get a precise error in the contract's shape.
+TEST_F(NydusdFuseTest, MountNamesAndLimitsGetPreciseErrors) {
+  start();
+  std::string body = Json{{"source", src_}, {"fs_type", "passthrough_fs"}, {"config", ""}}.dump();
+  auto message = [](const HttpReply& r) { return Json::parse(r.body)["message"].get<std::string>(); };
+
+  auto nul = call("POST", "/api/v1/mount?mountpoint=%2Fa%00b", body);
+  EXPECT_EQ(nul.status, 500u);
+  EXPECT_EQ(message(nul), R"(Mount(MountFilesystem(Other("mountpoint contains a NUL byte (%00): no path can reach it"))))");
+
+  auto bad_utf8 = call("POST", "/api/v1/mount?mountpoint=%2Fa%FF", body);
+  EXPECT_EQ(bad_utf8.status, 400u);
+  EXPECT_EQ(message(bad_utf8), R"(QueryString("'mountpoint' must be valid UTF-8 once percent-decoded"))");
+
+  std::string rafs_config = Json{{"device", {{"backend", {{"type", "localfs"}, {"config", {{"dir", 5}}}}}}}}.dump();
+  auto dir5 = call("POST", "/api/v1/mount?mountpoint=%2Fr",
+                   Json{{"source", "/b.boot"}, {"fs_type", "rafs"}, {"config", rafs_config}}.dump());
+  EXPECT_EQ(dir5.status, 500u);
+  EXPECT_NE(message(dir5).find("device.backend.config.dir: invalid type: integer `5`, expected a string"),
+            std::string::npos)
+      << message(dir5);
+
+  for (int i = 0; i < 255; ++i) {
+    auto r = call("POST", "/api/v1/mount?mountpoint=%2Fs" + std::to_string(i), body);
+    ASSERT_EQ(r.status, 204u) << i << ": " << r.body;
+  }
+  auto full = call("POST", "/api/v1/mount?mountpoint=%2Fone-too-many", body);
+  EXPECT_EQ(full.status, 500u);
+  EXPECT_EQ(message(full),
+            R"(Mount(MountFilesystem(Other("too many filesystem instances: the limit is 255 per daemon"))))");
+  auto info = Json::parse(call("GET", "/api/v1/daemon").body);
+  EXPECT_EQ(info["backend_collection"].size(), 255u);
+}
+
+// Kills the daemon so that its mount stays behind, dead (ENOTCONN).
+void crash(DaemonProcess& d, const std::string& mnt) {
+  d.signal(SIGKILL);
+  ASSERT_TRUE(d.wait_exit());
+  ASSERT_TRUE(is_mounted(mnt));
+  struct stat st {};
+  ASSERT_NE(::stat(mnt.c_str(), &st), 0);
+  ASSERT_EQ(errno, ENOTCONN);
+}
+
+// Item 11: restart after a crash cleans the stale mount up (with a log line) and serves.
+TEST_F(NydusdFuseTest, RestartAfterACrashUnmountsTheStaleMount) {
+  start({"--shared-dir", src_});
+  crash(*daemon_, mnt_);
+  // The successor would replace the stale socket; removed here so that
+  // start() waits for the new daemon's socket rather than finding the old one.
+  std::filesystem::remove(sock_);
+  start({"--shared-dir", src_});
+  EXPECT_EQ(slurp(mnt_ + "/sub/hello.txt"), "hello from the shared dir\n");
+  EXPECT_NE(daemon_->log().find("is a stale FUSE mount whose daemon is gone (Transport endpoint is not connected): "
+                                "lazily unmounted it"),
+            std::string::npos)
+      << daemon_->log();
+}
+
+// Item 11: with a supervisor the stale mount is left for failover, and the
+// start-up error names the real errno instead of guessing.
+TEST_F(NydusdFuseTest, WithASupervisorAStaleMountIsLeftAndTheErrnoNamed) {
+  start({"--shared-dir", src_});
+  crash(*daemon_, mnt_);
+  DaemonProcess again({"--apisock", sock_, "--mountpoint", mnt_, "--shared-dir", src_, "--id", "d1", "--supervisor",
+                       dir_.file("supervisor.sock")},
+                      dir_.file("again.log"));
+  auto status = again.wait_exit(std::chrono::seconds(30));
+  ASSERT_TRUE(status) << again.log();
+  EXPECT_EQ(*status, 1);
+  EXPECT_NE(again.log().find("cannot mount FUSE at " + mnt_ + ": Transport endpoint is not connected"),
+            std::string::npos)
+      << again.log();
+  EXPECT_TRUE(is_mounted(mnt_)) << "left for the takeover path";
+}
+
 }  // namespace
 }  // namespace nydus::testutil

@@ -234,6 +234,74 @@ TEST_F(FuseMountTest, WritesAreRefusedWithErofs) {
   EXPECT_TRUE(sv.f_flag & ST_RDONLY);
 }
 
+// Issue #11 item 5: the kernel asks for the first batch of a listing with
+// READDIRPLUS and for later ones with READDIR; each entry of those needs its
+// inode number too, or glibc skips it as deleted.
+TEST_F(FuseMountTest, PseudoDirectoryListsEveryOneOfManyMountpoints) {
+  constexpr unsigned kMounts = kMaxInstances;  // every slot; far more than one batch
+  std::set<std::string> want;
+  for (unsigned i = 0; i < kMounts; ++i) {
+    std::string name = "snapshot-with-a-long-name-" + std::to_string(i);
+    want.insert(name);
+    attach("/many/" + name, 1 + i % 3);
+  }
+  for (int pass = 0; pass < 2; ++pass) {  // the second with every entry cached
+    SCOPED_TRACE(pass);
+    DIR* d = ::opendir((mnt_ + "/many").c_str());
+    ASSERT_NE(d, nullptr) << std::strerror(errno);
+    std::set<std::string> got;
+    std::map<std::string, ino_t> inos;
+    while (dirent* e = ::readdir(d)) {
+      std::string name = e->d_name;
+      if (name == "." || name == "..") continue;
+      got.insert(name);
+      inos[name] = e->d_ino;
+      EXPECT_NE(e->d_ino, 0u) << name;
+    }
+    ::closedir(d);
+    EXPECT_EQ(got.size(), want.size());
+    EXPECT_EQ(got, want);
+    for (const auto& [name, ino] : inos) {
+      struct stat st {};
+      ASSERT_EQ(::stat((mnt_ + "/many/" + name).c_str(), &st), 0) << name;
+      EXPECT_EQ(st.st_ino, ino) << name << ": d_ino is what stat shows";
+    }
+  }
+}
+
+// Issue #11 item 4: an unmount from outside ends the session; the server
+// says so once (it would otherwise go on as if serving) and stops cleanly.
+TEST_F(FuseMountTest, UnmountFromOutsideIsReportedOnce) {
+  server_->stop();
+  server_.reset();
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::string> ends;
+  FuseServerOptions o;
+  o.threads = 4;
+  o.on_session_end = [&](const std::string& why) {
+    std::lock_guard lock(mu);
+    ends.push_back(why);
+    cv.notify_all();
+  };
+  auto s = FuseServer::start(pseudo_, mnt_, o);
+  ASSERT_TRUE(s) << s.error().to_string();
+  server_ = std::move(*s);
+  attach("/x", 1);
+  EXPECT_EQ(read_all(mnt_ + "/x/small"), "hello 1");
+  ASSERT_EQ(::umount2(mnt_.c_str(), 0), 0) << std::strerror(errno);
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, 60s, [&] { return !ends.empty(); })) << "the end of the session went unnoticed";
+  }
+  EXPECT_TRUE(server_->session_lost());
+  server_->stop();  // joins workers that have all left; never hangs
+  std::lock_guard lock(mu);
+  ASSERT_EQ(ends.size(), 1u);
+  EXPECT_NE(ends[0].find("FUSE session at " + mnt_ + " ended by the kernel (No such device)"), std::string::npos)
+      << ends[0];
+}
+
 TEST_F(FuseMountTest, RootInstanceRemountAndUmount) {
   attach("/", 1);
   EXPECT_EQ(read_all(mnt_ + "/small"), "hello 1");

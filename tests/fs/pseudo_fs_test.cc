@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include <gtest/gtest.h>
 
@@ -43,6 +44,62 @@ TEST_F(PseudoFsTest, NormalizesMountpoints) {
   EXPECT_FALSE(PseudoFs::normalize(""));
   EXPECT_FALSE(PseudoFs::normalize("/a/../b"));
   EXPECT_FALSE(PseudoFs::normalize("/./b"));
+}
+
+// Issue #11 item 12: names no path can reach, or no JSON reply can carry,
+// are refused with the reason (and without echoing the bytes).
+TEST_F(PseudoFsTest, UnreachableMountpointNamesAreRefused) {
+  auto error_of = [](std::string_view mp) {
+    auto r = PseudoFs::normalize(mp);
+    EXPECT_FALSE(r) << mp;
+    return r ? std::string() : r.error().message();
+  };
+  EXPECT_EQ(error_of(std::string_view("/a\0b", 4)), "mountpoint contains a NUL byte (%00): no path can reach it");
+  EXPECT_EQ(error_of("/a\xFF"), "mountpoint is not valid UTF-8");
+  EXPECT_EQ(error_of("/\xC0\xAF"), "mountpoint is not valid UTF-8");  // an overlong "/"
+  EXPECT_EQ(error_of("/" + std::string(256, 'n')),
+            "mountpoint /" + std::string(256, 'n') + " has a component longer than 255 bytes");
+  EXPECT_EQ(error_of("/" + std::string(4096, 'n')), "mountpoint is longer than 4095 bytes");
+  EXPECT_EQ(*PseudoFs::normalize("/" + std::string(255, 'n') + "/\xC3\xA9"), "/" + std::string(255, 'n') + "/\xC3\xA9");
+  PseudoFs p;
+  EXPECT_EQ(p.attach(std::string_view("/a\0b", 4), fs(), metrics()).error().code(), ErrorCode::kInvalidArgument);
+}
+
+// Issue #11 item 12: the 256th instance names the limit.
+TEST_F(PseudoFsTest, TheInstanceLimitIsNamed) {
+  PseudoFs p;
+  auto shared = fs();
+  for (int i = 0; i < 255; ++i) ASSERT_TRUE(p.attach("/s" + std::to_string(i), shared, metrics())) << i;
+  auto r = p.attach("/one-too-many", shared, metrics());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(r.error().message(), "too many filesystem instances: the limit is 255 per daemon");
+  ASSERT_TRUE(p.detach("/s7"));
+  EXPECT_TRUE(p.attach("/one-too-many", shared, metrics())) << "a freed slot is used again";
+}
+
+// Issue #11 item 5: plain READDIR entries of a pseudo directory carry the
+// inode number stat shows (glibc skips d_ino 0 as deleted).
+TEST_F(PseudoFsTest, PseudoListingEntriesCarryTheirInodeNumbers) {
+  PseudoFs p;
+  ASSERT_TRUE(p.attach("/x/mounted", fs(), metrics()));
+  ASSERT_TRUE(p.attach("/x/sub/deeper", fs(), metrics()));
+  auto x = p.lookup(kRootNode, "x");
+  ASSERT_TRUE(x);
+  auto fh = p.opendir(x->node);
+  ASSERT_TRUE(fh);
+  std::map<std::string, std::uint64_t> inos;
+  ASSERT_TRUE(p.readdir(x->node, *fh, 0, false, [&](const DirEntry& de, const NodeEntry*) {
+    inos[std::string(de.name)] = de.d_ino;
+    return true;
+  }));
+  p.releasedir(x->node, *fh);
+  ASSERT_EQ(inos.size(), 4u);
+  for (const auto& [name, ino] : inos) EXPECT_NE(ino, 0u) << name;
+  struct stat src {};
+  ASSERT_EQ(::stat(dir_.file("src").c_str(), &src), 0);
+  EXPECT_EQ(inos["mounted"], src.st_ino) << "the instance root's inode, as stat shows it";
+  EXPECT_EQ(inos["sub"], p.lookup(x->node, "sub")->attr.st_ino);
 }
 
 TEST_F(PseudoFsTest, MountTreeRules) {

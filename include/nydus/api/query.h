@@ -22,11 +22,15 @@ class Query {
   // The first value of `key`, or nullopt if the key is absent.
   std::optional<std::string> get(std::string_view key) const;
   bool has(std::string_view key) const { return get(key).has_value(); }
+  // Whether the first value of `key` was not valid UTF-8 once decoded, so
+  // get() returns it with U+FFFD in place of the invalid bytes.
+  bool lossy(std::string_view key) const;
 
   const std::vector<std::pair<std::string, std::string>>& pairs() const { return pairs_; }
 
  private:
   std::vector<std::pair<std::string, std::string>> pairs_;
+  std::vector<bool> lossy_;  // per pair: the value had invalid UTF-8
 };
 
 // Decodes one form-urlencoded component ("+" -> " ", "%2F" -> "/", lossy UTF-8).

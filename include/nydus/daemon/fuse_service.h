@@ -54,6 +54,8 @@ struct FuseServiceOptions {
   // Test hook for passthrough instances: runs before each read, a non-zero
   // errno fails it (may block, to hold a request in flight).
   std::function<int(fs::Ino)> before_read;
+  // The kernel ended the FUSE session while it was served (FuseServerOptions::on_session_end).
+  std::function<void(const std::string&)> on_session_end;
 };
 
 // "YYYY-MM-DD HH:MM:SS.F +00:00:00" (UTC; F = nanoseconds without trailing zeros, at least one digit).

@@ -9,7 +9,15 @@
 //
 // The mount is read-only ("ro", plus EROFS from every write-type operation),
 // with default_permissions (the kernel checks modes; FUSE_ACCESS is not sent)
-// and allow_other.
+// and allow_other. Like upstream nydusd, /proc/mounts shows fsname `rafs` and
+// type `fuse` (no subtype): scripts and monitoring grep for that line.
+//
+// Session end: when the kernel ends the session while it is served (the mount
+// removed from outside, e.g. `fusermount3 -u`, or the connection aborted
+// through /sys/fs/fuse/connections), reading /dev/fuse fails with ENODEV. The
+// first worker to see it logs an error and calls `on_session_end` once; all
+// workers then exit. Nothing is reachable through the session any more; the
+// owner decides what follows (nydusd shuts down, see docs/decisions.md).
 //
 // Lifetime: start() mounts and starts the workers; stop() (also run by the
 // destructor) wakes and joins the workers, lazily unmounts, closes the session
@@ -17,12 +25,13 @@
 // the handles the kernel can no longer release. The PseudoFs must outlive the
 // server; one server per PseudoFs at a time.
 //
-// Thread-safety: inflight(), initialized(), fuse_fd() and the Invalidator
+// Thread-safety: inflight(), initialized(), session_lost(), fuse_fd() and the Invalidator
 // methods may be called from any thread; stop() from one thread at a time.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -39,7 +48,10 @@ struct FuseServerOptions {
   unsigned threads = 4;        // worker threads, >= 1
   double entry_timeout = 1.0;  // seconds the kernel may cache names
   double attr_timeout = 1.0;   // seconds the kernel may cache attributes
-  std::string fsname = "nydusfs";
+  std::string fsname = "rafs";  // the source column of /proc/mounts
+  // Called once, on the worker thread that noticed it, when the kernel ended
+  // the session (see above), with the reason; never after stop(). Must not block.
+  std::function<void(const std::string&)> on_session_end;
 };
 
 struct InflightRequest {  // one element of §4.8
@@ -48,6 +60,17 @@ struct InflightRequest {  // one element of §4.8
   std::uint64_t unique = 0;
   std::uint64_t timestamp_secs = 0;
 };
+
+// Checks a host directory before a FUSE session is mounted on it, so that
+// start-up fails with the real cause instead of libfuse's generic one:
+//   - stat fails with ENOTCONN: a stale FUSE mount whose daemon is gone. With
+//     `clean_stale` it is lazily unmounted (logged) and the check repeated;
+//     otherwise kIo naming ENOTCONN.
+//   - any other stat failure: kIo naming the errno; not a directory: kInvalidArgument;
+//   - the path is the target of a live FUSE mount (another daemon serves it;
+//     mounting on top would hide its files): kAlreadyExists naming it.
+// May block like stat(2) on a hung FUSE mount; call it before signals are blocked.
+Result<void> prepare_mountpoint(const std::string& path, bool clean_stale);
 
 class FuseServer final : public Invalidator {
  public:
@@ -62,6 +85,8 @@ class FuseServer final : public Invalidator {
   void stop();
   // True once the kernel's FUSE_INIT has been answered.
   bool initialized() const { return initialized_.load(); }
+  // True once the kernel has ended the session (see "Session end").
+  bool session_lost() const { return lost_.load(); }
   // The /dev/fuse descriptor of the session (owned by the server), -1 after stop().
   int fuse_fd() const;
   const std::string& mountpoint() const { return mountpoint_; }
@@ -79,6 +104,8 @@ class FuseServer final : public Invalidator {
  private:
   FuseServer(PseudoFs& fs, std::string mountpoint, FuseServerOptions options);
   void work(Worker& w);
+  // Reports the kernel's end of the session (errno `err`) once.
+  void session_ended(int err);
 
   PseudoFs& fs_;
   const std::string mountpoint_;
@@ -87,6 +114,7 @@ class FuseServer final : public Invalidator {
   int stop_fd_ = -1;
   std::atomic<bool> initialized_{false};
   std::atomic<bool> stopped_{false};
+  std::atomic<bool> lost_{false};
   std::vector<std::unique_ptr<Worker>> workers_;
 };
 

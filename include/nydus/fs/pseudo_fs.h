@@ -56,6 +56,8 @@ inline constexpr unsigned kSlotShift = 56;
 inline constexpr unsigned kEpochShift = 40;
 inline constexpr std::uint64_t kLocalMask = (std::uint64_t{1} << kEpochShift) - 1;
 inline constexpr std::uint64_t kRootNode = 1;
+// Instances attached at once (slots 1..255 of the node id's top byte).
+inline constexpr unsigned kMaxInstances = 255;
 
 // Tells the kernel to drop cached entries/attributes (FuseServer implements it).
 class Invalidator {
@@ -84,10 +86,13 @@ class PseudoFs {
   PseudoFs(const PseudoFs&) = delete;
   PseudoFs& operator=(const PseudoFs&) = delete;
 
-  // "/a//b/" -> "/a/b". kInvalidArgument for relative paths, "." or "..".
+  // "/a//b/" -> "/a/b". kInvalidArgument for relative paths, "." or "..", a
+  // NUL byte, invalid UTF-8, a component over NAME_MAX or a path of PATH_MAX
+  // bytes or more: names no client could reach or name again.
   static Result<std::string> normalize(std::string_view mountpoint);
 
-  // Errors: kInvalidArgument (bad or nested path), kAlreadyExists, kUnsupported (all 255 slots used).
+  // Errors: kInvalidArgument (bad or nested path; all kMaxInstances slots
+  // used: "too many filesystem instances: the limit is 255 per daemon"), kAlreadyExists.
   Result<void> attach(std::string_view mountpoint, std::shared_ptr<Filesystem> fs, std::shared_ptr<FsMetrics> metrics);
   // Replaces the instance in place (same slot, new epoch). kNotFound if none.
   Result<void> swap(std::string_view mountpoint, std::shared_ptr<Filesystem> fs, std::shared_ptr<FsMetrics> metrics);
@@ -130,6 +135,9 @@ class PseudoFs {
   Resolved resolve(std::uint64_t node) const;
   std::uint64_t node_of(const Instance& inst, Ino ino) const;
   struct stat pseudo_attr(std::uint64_t local) const;
+  // st_ino of `name` in pseudo directory `parent` (a pseudo child's id, or its
+  // instance's root st_ino); 0 if there is no such child.
+  std::uint64_t child_ino(std::uint64_t parent, std::string_view name) const;
   FsResult<NodeEntry> instance_root_entry(const std::shared_ptr<Instance>& inst, std::uint64_t node);
   void report(const Instance& inst, std::string_view op, Ino ino, int err, std::string_view extra = {});
   std::vector<Invalidation> invalidations_for(const std::string& mountpoint, const Instance* old) const;

@@ -12,10 +12,12 @@
 //   - the root directory's permission bits are 0755.
 // Plain EROFS images are shown exactly as the kernel's EROFS driver shows
 // them. In both, atime and ctime equal mtime.
-// Extended attributes: with `enable_xattr` off every inode has none
-// (getxattr ENODATA, listxattr empty). Upstream answers ENOSYS instead, which
-// makes the kernel stop asking for the whole FUSE connection, i.e. for every
-// other instance too; see docs/fuse.md.
+// Extended attributes are served when `enable_xattr` is on or, as upstream
+// does, whenever the image says it has any (RAFS flag HAS_XATTR), whatever
+// the configuration. Otherwise every inode has none (getxattr ENODATA,
+// listxattr empty). Upstream answers ENOSYS instead, which makes the kernel
+// stop asking for the whole FUSE connection, i.e. for every other instance
+// too; see docs/fuse.md.
 //
 // Errors: a name that does not exist is ENOENT; a corrupt image, a missing
 // blob, a failed backend read, a corrupt chunk or a digest mismatch is EIO
@@ -47,7 +49,7 @@ namespace nydus::fs {
 struct RafsOptions {
   std::string bootstrap{};         // path of the bootstrap (meta blob)
   storage::ImageOptions image{};   // backend, digest validation, blob.meta directory
-  bool enable_xattr = false;       // config `rafs.enable_xattr`
+  bool enable_xattr = false;       // config `rafs.enable_xattr` (images with xattrs show them anyway)
   uid_t owner_uid = ::geteuid();   // owner without EXPLICIT_UID_GID
   gid_t owner_gid = ::getegid();
   struct timespec start_time {};   // shown for mtime 0; {0,0} = now at open()
@@ -94,6 +96,7 @@ class RafsFs final : public Filesystem {
   RafsOptions options_;
   bool explicit_owner_ = false;
   bool nydus_rules_ = false;  // RAFS image (not plain EROFS): mtime 0 and root mode rules apply
+  bool xattrs_ = false;       // xattrs are served (enable_xattr, or the image has some)
 };
 
 }  // namespace nydus::fs

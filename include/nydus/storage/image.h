@@ -61,6 +61,9 @@ struct SuperBlock {
   // Inode owners are meaningful (RAFS flag EXPLICIT_UID_GID 0x10; always for
   // plain EROFS). Without it nydusd shows its own uid/gid.
   bool explicit_uid_gid() const { return !rafs || (flags & 0x10) != 0; }
+  // The builder saw at least one xattr (RAFS flag HAS_XATTR 0x20). Unknown
+  // (false) for plain EROFS, which has no such flag.
+  bool has_xattr() const { return rafs && (flags & 0x20) != 0; }
 };
 
 struct InodeAttr {
