@@ -28,7 +28,7 @@ struct timespec now_realtime() {
 }  // namespace
 
 RafsFs::RafsFs(std::unique_ptr<storage::Image> image, RafsOptions options)
-    : image_(std::move(image)), options_(std::move(options)) {
+    : image_(std::move(image)), options_(std::move(options)), report_limit_({}, options_.report_clock) {
   explicit_owner_ = image_->super_block().explicit_uid_gid();
   nydus_rules_ = image_->super_block().rafs;
   if (options_.start_time.tv_sec == 0 && options_.start_time.tv_nsec == 0) options_.start_time = now_realtime();
@@ -81,7 +81,9 @@ int RafsFs::fail(const Error& e, std::string_view what, Ino ino) {
     default:
       break;
   }
-  std::string text = fmt::format("{} inode {}: {}", what, to_nid(ino), e.message());
+  auto verdict = report_limit_.admit(what);
+  if (!verdict.pass) return EIO;
+  std::string text = fmt::format("{} inode {}: {}{}", what, to_nid(ino), e.message(), suppressed_suffix(verdict.suppressed));
   spdlog::warn("{}: {}", options_.bootstrap, text);
   if (options_.on_error) options_.on_error(std::move(text));
   return EIO;
