@@ -109,17 +109,19 @@ FsResult<Entry> PassthroughFs::lookup(Ino parent, std::string_view name) {
   return e;
 }
 
-void PassthroughFs::forget(Ino ino, std::uint64_t nlookup) {
-  if (ino == kRootIno) return;
+bool PassthroughFs::forget(Ino ino, std::uint64_t nlookup) {
+  if (ino == kRootIno) return false;
   std::lock_guard lock(mu_);
   auto it = inodes_.find(ino);
-  if (it == inodes_.end()) return;
+  if (it == inodes_.end()) return false;
   auto& node = *it->second;
   node.nlookup = nlookup >= node.nlookup ? 0 : node.nlookup - nlookup;
   if (node.nlookup == 0) {
     by_id_.erase(std::make_pair(node.dev, node.ino));
     inodes_.erase(it);  // the descriptor closes when the last in-flight user lets go
+    return true;
   }
+  return false;
 }
 
 FsResult<struct stat> PassthroughFs::getattr(Ino ino) {

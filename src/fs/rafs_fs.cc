@@ -95,7 +95,7 @@ FsResult<Entry> RafsFs::lookup(Ino parent, std::string_view name) {
   return Entry{to_local(a->ino), to_stat(*a)};
 }
 
-void RafsFs::forget(Ino, std::uint64_t) {}
+bool RafsFs::forget(Ino, std::uint64_t) { return false; }  // image inodes live as long as the image
 
 FsResult<struct stat> RafsFs::getattr(Ino ino) {
   auto a = image_->getattr(to_nid(ino));

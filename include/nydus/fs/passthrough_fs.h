@@ -42,7 +42,8 @@ class PassthroughFs final : public Filesystem {
 
   Ino root() const override { return kRootIno; }
   FsResult<Entry> lookup(Ino parent, std::string_view name) override;
-  void forget(Ino ino, std::uint64_t nlookup) override;
+  // True when the inode was freed.
+  bool forget(Ino ino, std::uint64_t nlookup) override;
   FsResult<struct stat> getattr(Ino ino) override;
   FsResult<std::string> readlink(Ino ino) override;
   FsResult<std::uint64_t> open(Ino ino, int flags) override;

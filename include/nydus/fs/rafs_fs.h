@@ -74,7 +74,7 @@ class RafsFs final : public Filesystem {
 
   Ino root() const override;
   FsResult<Entry> lookup(Ino parent, std::string_view name) override;
-  void forget(Ino ino, std::uint64_t nlookup) override;
+  bool forget(Ino ino, std::uint64_t nlookup) override;
   FsResult<struct stat> getattr(Ino ino) override;
   FsResult<std::string> readlink(Ino ino) override;
   FsResult<std::uint64_t> open(Ino ino, int flags) override;
