@@ -11,7 +11,8 @@
 // Per-file stats, latest-read files and access patterns are kept only when
 // enabled (config rafs.iostats_files / latest_read_files / access_pattern);
 // otherwise their JSON is `{}` / `[]` / `[]` and the hot path touches only
-// atomic counters. Keys are instance-local inode numbers.
+// atomic counters. Keys are instance-local inode numbers; a per-file entry
+// lives from file_seen() until file_forgotten() (the instance freed the inode).
 //
 // Thread-safety: all methods may be called concurrently.
 #pragma once
