@@ -7,7 +7,11 @@
 // client learns why instead of hanging in the backlog. An accept error
 // (EMFILE, ENFILE, ENOBUFS...) is logged and retried after kAcceptBackoff on a
 // timer: retrying at once would spin, since the pending connection keeps the
-// listening socket readable.
+// listening socket readable. Out of descriptors, the server first gives up a
+// reserved one (an open /dev/null) and accepts at once with it, so the
+// management API answers while something else (a FUSE client holding many
+// files open) has taken every other descriptor; the reserve is taken back at
+// the next accept that finds one free.
 //
 // Ownership: Impl owns the io_context through a shared_ptr that responders
 // also lock (see http_session.cc), so a responder that outlives the server
@@ -15,7 +19,11 @@
 // stop() has closed the acceptor and every session.
 #include "nydus/api/http_server.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cerrno>
 #include <exception>
 #include <mutex>
 #include <thread>
@@ -53,6 +61,7 @@ class HttpServer::Impl {
   ~Impl() {
     stop();
     wait();
+    if (reserve_fd_ >= 0) ::close(reserve_fd_);
   }
 
   Result<void> run() {
@@ -60,6 +69,7 @@ class HttpServer::Impl {
       boost::system::error_code ec;
       acceptor_.assign(asio::local::stream_protocol(), socket_file_.release_fd(), ec);
       if (ec) return fail(ErrorCode::kIo, fmt::format("listen {}: {}", path(), ec.message()));
+      take_reserve();
       do_accept();
       for (unsigned i = 0; i < state_->options.io_threads; ++i) {
         threads_.emplace_back([ioc = ioc_] { run_io(*ioc); });
@@ -121,6 +131,13 @@ class HttpServer::Impl {
     if (state_->stopping()) return;
     if (ec) {
       if (ec == asio::error::operation_aborted) return;
+      if (out_of_descriptors(ec) && reserve_fd_ >= 0) {
+        spdlog::warn("accept on {}: {}; using the reserved descriptor", path(), ec.message());
+        ::close(reserve_fd_);
+        reserve_fd_ = -1;
+        do_accept();
+        return;
+      }
       if (!accept_failing_) spdlog::warn("accept on {} failed: {}; retrying every {} ms", path(), ec.message(),
                                          kAcceptBackoff.count());
       accept_failing_ = true;
@@ -133,7 +150,18 @@ class HttpServer::Impl {
     if (accept_failing_) spdlog::info("accept on {} works again", path());
     accept_failing_ = false;
     admit(std::move(socket));
+    take_reserve();
     do_accept();
+  }
+
+  static bool out_of_descriptors(const boost::system::error_code& ec) {
+    return ec == asio::error::no_descriptors || ec == boost::system::error_code(ENFILE, boost::system::system_category());
+  }
+
+  // Holds one descriptor back for accept (see the file comment); a no-op if
+  // held already or none is free.
+  void take_reserve() {
+    if (reserve_fd_ < 0) reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   }
 
   void admit(Socket socket) {
@@ -173,6 +201,7 @@ class HttpServer::Impl {
   Acceptor acceptor_;  // strand_ only
   Timer backoff_;      // strand_ only
   bool accept_failing_ = false;  // strand_ only
+  int reserve_fd_ = -1;          // strand_ only (and run() before the I/O threads start)
   bool rejecting_ = false;       // strand_ only
   SocketFile socket_file_;  // touched by run() and the first stop() only
   std::vector<std::thread> threads_;  // guarded by join_mu_ after run()

@@ -13,7 +13,9 @@ std::string imf_fixdate(std::time_t t) {
 }
 
 void EventRing::push(std::string_view text) {
-  std::string entry = imf_fixdate(std::time(nullptr)) + " - " + std::string(text);
+  auto verdict = limit_.admit(text.substr(0, text.find(": ")));
+  if (!verdict.pass) return;
+  std::string entry = imf_fixdate(std::time(nullptr)) + " - " + std::string(text) + suppressed_suffix(verdict.suppressed);
   std::lock_guard<std::mutex> lock(mu_);
   // An entry bigger than the whole ring is truncated rather than evicting everything for nothing.
   if (entry.size() > max_size_) entry.resize(max_size_);

@@ -54,24 +54,35 @@ std::size_t latency_bucket(std::uint64_t t) {
 FsMetrics::FsMetrics(std::string id, FsMetricsOptions options) : id_(std::move(id)), options_(options) {}
 FsMetrics::~FsMetrics() = default;
 
-FsMetrics::FileStats* FsMetrics::file(std::uint64_t ino) const {
+std::shared_ptr<FsMetrics::FileStats> FsMetrics::file(std::uint64_t ino) const {
   std::shared_lock lock(files_mu_);
   auto it = files_.find(ino);
-  return it == files_.end() ? nullptr : it->second.get();  // entries are never erased
+  return it == files_.end() ? nullptr : it->second;
 }
 
 void FsMetrics::file_seen(std::uint64_t ino) {
   if (!options_.files || ino == 0) return;
   if (file(ino)) return;
   std::unique_lock lock(files_mu_);
-  files_.try_emplace(ino, std::make_unique<FileStats>());
+  files_.try_emplace(ino, std::make_shared<FileStats>());
+}
+
+void FsMetrics::file_forgotten(std::uint64_t ino) {
+  if (options_.files) {
+    std::unique_lock lock(files_mu_);
+    files_.erase(ino);
+  }
+  if (options_.access_pattern) {
+    std::lock_guard lock(pattern_mu_);
+    patterns_.erase(ino);
+  }
 }
 
 void FsMetrics::record(Fop fop, std::uint64_t ino, bool ok) {
   auto i = static_cast<std::size_t>(fop);
   inc(ok ? fop_hits_[i] : fop_errors_[i]);
   if (!options_.files || ino == 0) return;
-  if (FileStats* f = file(ino)) {
+  if (auto f = file(ino)) {
     inc(f->total_fops);
     inc(ok ? f->fop_hits[i] : f->fop_errors[i]);
   }
@@ -88,7 +99,7 @@ void FsMetrics::record_read(std::uint64_t ino, std::uint64_t requested, bool ok,
   inc(fop_latency_[static_cast<std::size_t>(Fop::kRead)], micros);
   inc(read_latency_dist_[latency_bucket(micros)]);
   if (options_.files) {
-    if (FileStats* f = file(ino)) {
+    if (auto f = file(ino)) {
       inc(f->data_read, got);
       inc(f->block_count_read[sb]);
     }

@@ -1,26 +1,64 @@
-// PassthroughFs: O_PATH-descriptor inodes over a host directory (see header).
+// PassthroughFs: inodes as kernel file handles (or pinned O_PATH descriptors)
+// over a host directory (see header).
 #include "nydus/fs/passthrough_fs.h"
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include <spdlog/spdlog.h>
 
 namespace nydus::fs {
 
+// A kernel file handle (name_to_handle_at) and the mount it decodes on.
+struct PassthroughFs::FileHandle {
+  int type = 0;
+  std::vector<unsigned char> bytes;
+  int mount_id = -1;
+  int mount_fd = -1;  // borrowed from PassthroughFs::mount_fds_ (closed with the instance)
+};
+
 struct PassthroughFs::Inode {
-  Inode(int f, dev_t d, ino_t i, mode_t m) : fd(f), dev(d), ino(i), mode(m) {}
-  ~Inode() { ::close(fd); }
+  Inode(int f, FileHandle h, dev_t d, ino_t i, mode_t m) : fd(f), handle(std::move(h)), dev(d), ino(i), mode(m) {}
+  ~Inode() {
+    if (fd >= 0) ::close(fd);
+  }
   Inode(const Inode&) = delete;
   Inode& operator=(const Inode&) = delete;
-  const int fd;  // O_PATH
+  const int fd;         // pinned O_PATH descriptor, or -1 when `handle` is set
+  const FileHandle handle;  // re-opened per operation: no descriptor held while cached
   const dev_t dev;
   const ino_t ino;
   const mode_t mode;     // file type bits
   std::uint64_t nlookup = 0;  // guarded by PassthroughFs::mu_
+};
+
+// A descriptor for the duration of one operation: the pinned one (borrowed)
+// or one opened from the inode's file handle (owned).
+class PassthroughFs::NodeFd {
+ public:
+  NodeFd(int fd, bool owned) : fd_(fd), owned_(owned) {}
+  NodeFd(NodeFd&& o) noexcept : fd_(std::exchange(o.fd_, -1)), owned_(o.owned_) {}
+  NodeFd(const NodeFd&) = delete;
+  NodeFd& operator=(const NodeFd&) = delete;
+  NodeFd& operator=(NodeFd&&) = delete;
+  ~NodeFd() {
+    if (owned_ && fd_ >= 0) ::close(fd_);
+  }
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+  bool owned_;
 };
 
 struct PassthroughFs::DirHandle {
@@ -37,10 +75,109 @@ namespace {
 
 std::string proc_path(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
 
+// Descriptor numbers at or above this stay free for the API server and the
+// daemon: a FUSE client that makes us hold many files gets EMFILE, the
+// management socket still accepts.
+int fd_ceiling(std::size_t reserve) {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur == RLIM_INFINITY) return INT32_MAX;
+  auto limit = static_cast<std::size_t>(std::min<rlim_t>(lim.rlim_cur, INT32_MAX));
+  return static_cast<int>(std::max(limit - std::min(limit, reserve), limit / 2));
+}
+
 }  // namespace
 
-PassthroughFs::PassthroughFs(PassthroughOptions options) : options_(std::move(options)) {}
-PassthroughFs::~PassthroughFs() = default;
+std::optional<PassthroughFs::FileHandle> PassthroughFs::handle_of(int fd) {
+  alignas(struct file_handle) unsigned char buf[sizeof(struct file_handle) + MAX_HANDLE_SZ];
+  auto* fh = reinterpret_cast<struct file_handle*>(buf);
+  fh->handle_bytes = MAX_HANDLE_SZ;
+  int mount_id = -1;
+  if (::name_to_handle_at(fd, "", fh, &mount_id, AT_EMPTY_PATH) != 0) return std::nullopt;
+  FileHandle h;
+  h.type = fh->handle_type;
+  h.bytes.assign(fh->f_handle, fh->f_handle + std::min<unsigned>(fh->handle_bytes, MAX_HANDLE_SZ));
+  h.mount_id = mount_id;
+  return h;
+}
+
+int PassthroughFs::open_handle(const FileHandle& h, int flags) {
+  alignas(struct file_handle) unsigned char buf[sizeof(struct file_handle) + MAX_HANDLE_SZ];
+  auto* fh = reinterpret_cast<struct file_handle*>(buf);
+  fh->handle_bytes = static_cast<unsigned>(h.bytes.size());
+  fh->handle_type = h.type;
+  std::copy(h.bytes.begin(), h.bytes.end(), fh->f_handle);
+  return ::open_by_handle_at(h.mount_fd, fh, flags | O_CLOEXEC);
+}
+
+PassthroughFs::PassthroughFs(PassthroughOptions options)
+    : options_(std::move(options)), fd_ceiling_(fd_ceiling(options_.reserved_fds)) {}
+
+PassthroughFs::~PassthroughFs() {
+  inodes_.clear();  // before the mount descriptors their handles borrow
+  for (auto& [id, fd] : mount_fds_) {
+    if (fd >= 0) ::close(fd);
+  }
+}
+
+int PassthroughFs::guard(int fd) const {
+  if (fd >= fd_ceiling_) {
+    ::close(fd);
+    errno = EMFILE;
+    return -1;
+  }
+  return fd;
+}
+
+int PassthroughFs::reopen(const Inode& node, int flags) const {
+  if (node.fd >= 0) return guard(::open(proc_path(node.fd).c_str(), flags | O_CLOEXEC));
+  return guard(open_handle(node.handle, flags));
+}
+
+FsResult<PassthroughFs::NodeFd> PassthroughFs::node_fd(const Inode& node) const {
+  if (node.fd >= 0) return NodeFd(node.fd, false);
+  int fd = guard(open_handle(node.handle, O_PATH));
+  if (fd < 0) return fs_error(errno);
+  return NodeFd(fd, true);
+}
+
+// A new inode for `fd` (an O_PATH descriptor, consumed): its file handle when
+// handles work on its mount (the descriptor is then closed), else the
+// descriptor pinned. Makes system calls: not under mu_.
+std::shared_ptr<PassthroughFs::Inode> PassthroughFs::make_node(int fd, const struct stat& st) {
+  auto pinned = [&] { return std::make_shared<Inode>(fd, FileHandle{}, st.st_dev, st.st_ino, st.st_mode & S_IFMT); };
+  if (!use_handles_) return pinned();
+  auto h = handle_of(fd);
+  if (!h) return pinned();
+  h->mount_fd = mount_fd_for(*h, fd, S_ISDIR(st.st_mode));
+  if (h->mount_fd < 0) return pinned();
+  ::close(fd);
+  return std::make_shared<Inode>(-1, std::move(*h), st.st_dev, st.st_ino, st.st_mode & S_IFMT);
+}
+
+// A readable descriptor that decodes handles of mount `h.mount_id`, or -1:
+// the mount's filesystem cannot, or `fd` is not a directory through which a
+// new mount (one inside the source) can be opened; its inodes stay pinned.
+int PassthroughFs::mount_fd_for(const FileHandle& h, int fd, bool is_dir) {
+  {
+    std::lock_guard lock(mounts_mu_);
+    if (auto it = mount_fds_.find(h.mount_id); it != mount_fds_.end()) return it->second;
+  }
+  if (!is_dir) return -1;  // a file bind-mounted on its own
+  int mfd = guard(::open(proc_path(fd).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (mfd < 0) return -1;  // not remembered: a later lookup tries again
+  FileHandle probe = h;
+  probe.mount_fd = mfd;
+  if (int pfd = open_handle(probe, O_PATH); pfd >= 0) {
+    ::close(pfd);
+  } else {
+    ::close(mfd);
+    mfd = -1;
+  }
+  std::lock_guard lock(mounts_mu_);
+  auto [it, inserted] = mount_fds_.try_emplace(h.mount_id, mfd);
+  if (!inserted && mfd >= 0) ::close(mfd);  // another lookup got there first
+  return it->second;
+}
 
 Result<std::shared_ptr<PassthroughFs>> PassthroughFs::create(PassthroughOptions options) {
   int fd = ::open(options.source.c_str(), O_PATH | O_CLOEXEC);
@@ -56,11 +193,32 @@ Result<std::shared_ptr<PassthroughFs>> PassthroughFs::create(PassthroughOptions 
     return fail(ErrorCode::kInvalidArgument, "passthrough source " + options.source + " is not a directory");
   }
   std::shared_ptr<PassthroughFs> fs(new PassthroughFs(std::move(options)));
-  auto root = std::make_shared<Inode>(fd, st.st_dev, st.st_ino, st.st_mode & S_IFMT);
+  auto root = std::make_shared<Inode>(fd, FileHandle{}, st.st_dev, st.st_ino, st.st_mode & S_IFMT);
   root->nlookup = 1;  // pinned: forget never frees the root
   fs->inodes_.emplace(kRootIno, root);
   fs->by_id_.emplace(std::make_pair(st.st_dev, st.st_ino), kRootIno);
+  fs->enable_handles(fd);
   return fs;
+}
+
+// File handles need filesystem support and CAP_DAC_READ_SEARCH (open_by_handle_at):
+// probe both on the root, else every inode keeps a pinned descriptor.
+void PassthroughFs::enable_handles(int root_fd) {
+  auto h = handle_of(root_fd);
+  int mfd = h ? ::open(proc_path(root_fd).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+  if (mfd >= 0) {
+    h->mount_fd = mfd;
+    int probe = open_handle(*h, O_PATH);
+    if (probe >= 0) {
+      ::close(probe);
+      mount_fds_.emplace(h->mount_id, mfd);
+      use_handles_ = true;
+      return;
+    }
+    ::close(mfd);
+  }
+  spdlog::info("passthrough {}: no file handles ({}); inodes keep open descriptors while the kernel caches them",
+               options_.source, std::strerror(errno));
 }
 
 std::shared_ptr<PassthroughFs::Inode> PassthroughFs::find(Ino ino) const {
@@ -84,8 +242,10 @@ FsResult<Entry> PassthroughFs::lookup(Ino parent, std::string_view name) {
   if (name.empty() || name == "." || name == ".." || name.find('/') != std::string_view::npos) return fs_error(ENOENT);
   auto dir = find(parent);
   if (!dir) return fs_error(ESTALE);
+  auto dir_fd = node_fd(*dir);
+  if (!dir_fd) return fs_error(dir_fd.error());
   std::string n(name);
-  int fd = ::openat(dir->fd, n.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  int fd = guard(::openat(dir_fd->get(), n.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
   if (fd < 0) return fs_error(errno);
   Entry e;
   if (::fstatat(fd, "", &e.attr, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
@@ -93,40 +253,44 @@ FsResult<Entry> PassthroughFs::lookup(Ino parent, std::string_view name) {
     ::close(fd);
     return fs_error(err);
   }
+  // Prepared before taking the lock; dropped (after it) when the inode is known already.
+  auto node = make_node(fd, e.attr);
   std::lock_guard lock(mu_);
   auto key = std::make_pair(e.attr.st_dev, e.attr.st_ino);
   if (auto it = by_id_.find(key); it != by_id_.end()) {
-    ::close(fd);  // hard link or repeated lookup: one node
-    e.ino = it->second;
+    e.ino = it->second;  // hard link or repeated lookup: one node
     inodes_.at(e.ino)->nlookup++;
     return e;
   }
   e.ino = next_ino_++;
-  auto node = std::make_shared<Inode>(fd, e.attr.st_dev, e.attr.st_ino, e.attr.st_mode & S_IFMT);
   node->nlookup = 1;
   inodes_.emplace(e.ino, std::move(node));
   by_id_.emplace(key, e.ino);
   return e;
 }
 
-void PassthroughFs::forget(Ino ino, std::uint64_t nlookup) {
-  if (ino == kRootIno) return;
+bool PassthroughFs::forget(Ino ino, std::uint64_t nlookup) {
+  if (ino == kRootIno) return false;
   std::lock_guard lock(mu_);
   auto it = inodes_.find(ino);
-  if (it == inodes_.end()) return;
+  if (it == inodes_.end()) return false;
   auto& node = *it->second;
   node.nlookup = nlookup >= node.nlookup ? 0 : node.nlookup - nlookup;
   if (node.nlookup == 0) {
     by_id_.erase(std::make_pair(node.dev, node.ino));
-    inodes_.erase(it);  // the descriptor closes when the last in-flight user lets go
+    inodes_.erase(it);  // a pinned descriptor closes when the last in-flight user lets go
+    return true;
   }
+  return false;
 }
 
 FsResult<struct stat> PassthroughFs::getattr(Ino ino) {
   auto node = find(ino);
   if (!node) return fs_error(ESTALE);
+  auto fd = node_fd(*node);
+  if (!fd) return fs_error(fd.error());
   struct stat st {};
-  if (::fstatat(node->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return fs_error(errno);
+  if (::fstatat(fd->get(), "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return fs_error(errno);
   return st;
 }
 
@@ -134,8 +298,10 @@ FsResult<std::string> PassthroughFs::readlink(Ino ino) {
   auto node = find(ino);
   if (!node) return fs_error(ESTALE);
   if (!S_ISLNK(node->mode)) return fs_error(EINVAL);
+  auto fd = node_fd(*node);
+  if (!fd) return fs_error(fd.error());
   std::string buf(PATH_MAX, '\0');
-  ssize_t n = ::readlinkat(node->fd, "", buf.data(), buf.size());
+  ssize_t n = ::readlinkat(fd->get(), "", buf.data(), buf.size());
   if (n < 0) return fs_error(errno);
   buf.resize(static_cast<std::size_t>(n));
   return buf;
@@ -146,8 +312,7 @@ FsResult<std::uint64_t> PassthroughFs::open(Ino ino, int flags) {
   auto node = find(ino);
   if (!node) return fs_error(ESTALE);
   // O_DIRECT is the caller's cache choice, not a property the source must support (tmpfs does not).
-  int oflags = (flags & ~(O_NOFOLLOW | O_DIRECT | O_EXCL | O_NOCTTY)) | O_CLOEXEC;
-  int fd = ::open(proc_path(node->fd).c_str(), oflags);
+  int fd = reopen(*node, flags & ~(O_NOFOLLOW | O_DIRECT | O_EXCL | O_NOCTTY));
   if (fd < 0) return fs_error(errno);
   return static_cast<std::uint64_t>(fd);
 }
@@ -175,7 +340,7 @@ FsResult<std::uint64_t> PassthroughFs::opendir(Ino ino) {
   auto node = find(ino);
   if (!node) return fs_error(ESTALE);
   if (!S_ISDIR(node->mode)) return fs_error(ENOTDIR);
-  int fd = ::openat(node->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int fd = reopen(*node, O_RDONLY | O_DIRECTORY);
   if (fd < 0) return fs_error(errno);
   auto d = std::make_unique<DirHandle>();
   d->dp = ::fdopendir(fd);
@@ -216,8 +381,10 @@ void PassthroughFs::releasedir(Ino, std::uint64_t fh) { delete reinterpret_cast<
 FsResult<struct statvfs> PassthroughFs::statfs(Ino ino) {
   auto node = find(ino);
   if (!node) return fs_error(ESTALE);
+  auto fd = node_fd(*node);
+  if (!fd) return fs_error(fd.error());
   struct statvfs sv {};
-  if (::fstatvfs(node->fd, &sv) != 0) return fs_error(errno);
+  if (::fstatvfs(fd->get(), &sv) != 0) return fs_error(errno);
   return sv;
 }
 
@@ -225,7 +392,9 @@ FsResult<std::string> PassthroughFs::getxattr(Ino ino, const char* name) {
   auto node = find(ino);
   if (!node) return fs_error(ESTALE);
   if (S_ISLNK(node->mode)) return fs_error(ENODATA);
-  std::string path = proc_path(node->fd);
+  auto fd = node_fd(*node);
+  if (!fd) return fs_error(fd.error());
+  std::string path = proc_path(fd->get());
   for (;;) {
     ssize_t n = ::getxattr(path.c_str(), name, nullptr, 0);
     if (n < 0) return fs_error(errno);
@@ -242,7 +411,9 @@ FsResult<std::string> PassthroughFs::listxattr(Ino ino) {
   auto node = find(ino);
   if (!node) return fs_error(ESTALE);
   if (S_ISLNK(node->mode)) return std::string();
-  std::string path = proc_path(node->fd);
+  auto fd = node_fd(*node);
+  if (!fd) return fs_error(fd.error());
+  std::string path = proc_path(fd->get());
   for (;;) {
     ssize_t n = ::listxattr(path.c_str(), nullptr, 0);
     if (n < 0) return fs_error(errno);
@@ -260,7 +431,9 @@ FsResult<void> PassthroughFs::access(Ino ino, int mask) {
   if (!node) return fs_error(ESTALE);
   if (mask & W_OK) return fs_error(EROFS);
   if (S_ISLNK(node->mode)) return {};
-  if (::access(proc_path(node->fd).c_str(), mask) != 0) return fs_error(errno);
+  auto fd = node_fd(*node);
+  if (!fd) return fs_error(fd.error());
+  if (::access(proc_path(fd->get()).c_str(), mask) != 0) return fs_error(errno);
   return {};
 }
 

@@ -443,7 +443,7 @@ FsResult<NodeEntry> PseudoFs::lookup(std::uint64_t parent, std::string_view name
 void PseudoFs::forget(std::uint64_t node, std::uint64_t nlookup, bool batch) {
   auto r = resolve(node);
   if (r.err || !r.inst) return;  // pseudo nodes are not counted; stale ids have nothing left to free
-  r.inst->fs->forget(r.ino, nlookup);
+  if (r.inst->fs->forget(r.ino, nlookup)) r.inst->metrics->file_forgotten(r.ino);
   r.inst->metrics->record(batch ? Fop::kBatchForget : Fop::kForget, 0, true);
 }
 
@@ -564,7 +564,7 @@ FsResult<void> PseudoFs::readdir(std::uint64_t node, std::uint64_t fh, std::uint
     }
     NodeEntry ne{node_of(inst, e->ino), e->attr};
     if (!sink(de, &ne)) {
-      inst.fs->forget(e->ino, 1);
+      if (inst.fs->forget(e->ino, 1)) inst.metrics->file_forgotten(e->ino);
       return false;
     }
     return true;

@@ -28,7 +28,7 @@ struct timespec now_realtime() {
 }  // namespace
 
 RafsFs::RafsFs(std::unique_ptr<storage::Image> image, RafsOptions options)
-    : image_(std::move(image)), options_(std::move(options)) {
+    : image_(std::move(image)), options_(std::move(options)), report_limit_({}, options_.report_clock) {
   explicit_owner_ = image_->super_block().explicit_uid_gid();
   nydus_rules_ = image_->super_block().rafs;
   xattrs_ = options_.enable_xattr || image_->super_block().has_xattr();
@@ -82,7 +82,9 @@ int RafsFs::fail(const Error& e, std::string_view what, Ino ino) {
     default:
       break;
   }
-  std::string text = fmt::format("{} inode {}: {}", what, to_nid(ino), e.message());
+  auto verdict = report_limit_.admit(what);
+  if (!verdict.pass) return EIO;
+  std::string text = fmt::format("{} inode {}: {}{}", what, to_nid(ino), e.message(), suppressed_suffix(verdict.suppressed));
   spdlog::warn("{}: {}", options_.bootstrap, text);
   if (options_.on_error) options_.on_error(std::move(text));
   return EIO;
@@ -94,7 +96,7 @@ FsResult<Entry> RafsFs::lookup(Ino parent, std::string_view name) {
   return Entry{to_local(a->ino), to_stat(*a)};
 }
 
-void RafsFs::forget(Ino, std::uint64_t) {}
+bool RafsFs::forget(Ino, std::uint64_t) { return false; }  // image inodes live as long as the image
 
 FsResult<struct stat> RafsFs::getattr(Ino ino) {
   auto a = image_->getattr(to_nid(ino));

@@ -296,8 +296,12 @@ TEST_F(HttpLimitsTest, PartialRequestAtEofGets400) {
 
 // With the fd limit reached, accept() fails with EMFILE and the pending
 // connection keeps the listener readable: retrying at once would spin.
+// The first such connection gets the server's reserved descriptor
+// (ReservedDescriptorAcceptsWhenNoneIsLeft); `first` uses it up.
 TEST_F(HttpLimitsTest, AcceptErrorsBackOffInsteadOfSpinning) {
   ASSERT_NO_FATAL_FAILURE(start());
+  int first = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(first, 0);
   int client = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   ASSERT_GE(client, 0);
   int lowest_free = ::dup(0);
@@ -313,6 +317,11 @@ TEST_F(HttpLimitsTest, AcceptErrorsBackOffInsteadOfSpinning) {
   addr.sun_family = AF_UNIX;
   std::string path = dir_.file("api.sock");
   std::memcpy(addr.sun_path, path.data(), path.size());
+  ASSERT_EQ(::connect(first, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0) << std::strerror(errno);
+  const std::string hello = get("/reserve");
+  ASSERT_EQ(::send(first, hello.data(), hello.size(), MSG_NOSIGNAL), static_cast<ssize_t>(hello.size()));
+  pollfd served{.fd = first, .events = POLLIN, .revents = 0};
+  ASSERT_EQ(::poll(&served, 1, 10000), 1) << "the reserved descriptor was not used";  // hang guard only
   int rc = ::connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
   rusage before{}, after{};
   ::getrusage(RUSAGE_SELF, &before);
@@ -334,6 +343,41 @@ TEST_F(HttpLimitsTest, AcceptErrorsBackOffInsteadOfSpinning) {
   EXPECT_EQ(::poll(&p, 1, 2000), 1) << "connection not served after the fd limit was lifted";
   char buf[64] = {};
   EXPECT_GT(::recv(client, buf, sizeof(buf) - 1, 0), 0);
+  EXPECT_EQ(std::string_view(buf).substr(0, 12), "HTTP/1.1 200");
+  ::close(client);
+  ::close(first);
+}
+
+// Issue #11 item 9: with every descriptor taken (a FUSE client holding files
+// open), the management API must still answer, not wait for the limit to lift.
+TEST_F(HttpLimitsTest, ReservedDescriptorAcceptsWhenNoneIsLeft) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  int client = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(client, 0);
+  int lowest_free = ::dup(0);
+  ASSERT_GE(lowest_free, 0);
+  ::close(lowest_free);
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+  struct Restore {
+    rlimit lim;
+    ~Restore() { ::setrlimit(RLIMIT_NOFILE, &lim); }
+  } restore{saved};
+  rlimit tight = saved;
+  tight.rlim_cur = static_cast<rlim_t>(lowest_free);  // no descriptor left but the server's reserve
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &tight), 0);
+
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::string path = dir_.file("api.sock");
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  ASSERT_EQ(::connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0) << std::strerror(errno);
+  const std::string request = get("/while-exhausted");
+  ASSERT_EQ(::send(client, request.data(), request.size(), MSG_NOSIGNAL), static_cast<ssize_t>(request.size()));
+  pollfd p{.fd = client, .events = POLLIN, .revents = 0};
+  EXPECT_EQ(::poll(&p, 1, 10000), 1) << "not served while descriptors are exhausted";  // hang guard only
+  char buf[64] = {};
+  EXPECT_GT(::recv(client, buf, sizeof(buf) - 1, MSG_DONTWAIT), 0);
   EXPECT_EQ(std::string_view(buf).substr(0, 12), "HTTP/1.1 200");
   ::close(client);
 }

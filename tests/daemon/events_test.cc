@@ -50,5 +50,24 @@ TEST(EventRingTest, JsonShape) {
             R"({"max_errors":500,"total_errors":0,"max_size":51200,"total_size":0,"errors":[]})");
 }
 
+// Issue #11 item 6: one instance failing in a loop must not evict every other
+// instance's events.
+TEST(EventRingTest, RateLimitedPerSourceWithASuppressedCount) {
+  auto now = std::chrono::steady_clock::time_point{};
+  EventRing ring(500, 1 << 20, [&now] { return now; });
+  for (int i = 0; i < 10000; ++i) ring.push("/noisy: read inode 5: Input/output error");
+  ring.push("/quiet: read inode 7: Input/output error");
+  const std::size_t budget = RateLimiter::Options{}.budget;
+  auto s = ring.snapshot();
+  ASSERT_EQ(s.errors.size(), budget + 1);
+  EXPECT_TRUE(s.errors.back().ends_with("/quiet: read inode 7: Input/output error")) << s.errors.back();
+
+  now += RateLimiter::Options{}.interval;
+  ring.push("/noisy: read inode 5: Input/output error");
+  s = ring.snapshot();
+  EXPECT_TRUE(s.errors.back().ends_with("(" + std::to_string(10000 - budget) + " similar messages suppressed)"))
+      << s.errors.back();
+}
+
 }  // namespace
 }  // namespace nydus::daemon

@@ -8,8 +8,10 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <vector>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "nydus/fs/passthrough_fs.h"
 #include "util/raw_client.h"
@@ -180,6 +182,34 @@ TEST_F(PseudoFsTest, ReaddirPlusCountsLookupsAndForgetsUnconsumedEntries) {
   // Counted: d (1) + 2 consumed entries; the refused one was forgotten again.
   EXPECT_EQ(inst->inode_count(), 1u + 1u + 2u);
   for (auto n : nodes) EXPECT_EQ(inst->lookup_count(n & kLocalMask), 1u);
+}
+
+// Issue #11 item 8: passthrough inode numbers are never reused, so per-file
+// metrics kept after a forget multiplied with every forget/lookup cycle.
+TEST_F(PseudoFsTest, PerFileMetricsFollowTheInodesLife) {
+  PseudoFs p;
+  auto m = std::make_shared<FsMetrics>("/", FsMetricsOptions{.files = true, .access_pattern = true});
+  ASSERT_TRUE(p.attach("/", fs(), m));
+  auto d = p.lookup(kRootNode, "d");
+  ASSERT_TRUE(d);
+  auto entries = [&m] { return nlohmann::json::parse(m->files_json()).size(); };
+  for (int cycle = 0; cycle < 10; ++cycle) {
+    std::vector<std::uint64_t> nodes;
+    for (int i = 0; i < 5; ++i) {
+      auto e = p.lookup(d->node, std::to_string(i));
+      ASSERT_TRUE(e);
+      nodes.push_back(e->node);
+      auto fh = p.open(e->node, O_RDONLY);
+      ASSERT_TRUE(fh);
+      char c = 0;
+      ASSERT_TRUE(p.read(e->node, *fh, &c, 1, 0));
+      p.release(e->node, *fh);
+    }
+    EXPECT_EQ(entries(), 2u + 5u);  // root, d, the five files
+    for (auto n : nodes) p.forget(n, 1);  // the kernel dropping its cache
+    EXPECT_EQ(entries(), 2u) << "cycle " << cycle;
+    EXPECT_EQ(nlohmann::json::parse(m->access_patterns_json()).size(), 0u);
+  }
 }
 
 TEST_F(PseudoFsTest, PseudoDirectoriesListMountpoints) {

@@ -8,10 +8,15 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <sstream>
 
 #include "nydus/storage/builder.h"
 #include "nydus/storage/digest.h"
@@ -234,6 +239,43 @@ TEST_F(RafsFsTest, MissingBlobIsEioWithAReason) {
   EXPECT_NE(events_[0].find(b.result.blob_id), std::string::npos) << events_[0];
   EXPECT_EQ(fs->lookup(fs->root(), "nothing").error(), ENOENT);
   EXPECT_EQ(events_.size(), 1u) << "a missing name is not an error event";
+}
+
+// Issue #11 item 6: any local user can make reads fail; each failure used to
+// log a warning and push an event (22 MiB of log in 5 s).
+TEST_F(RafsFsTest, RepeatedFailuresAreRateLimitedAndCounted) {
+  std::ostringstream log;
+  struct Restore {
+    std::shared_ptr<spdlog::logger> previous = spdlog::default_logger();
+    ~Restore() { spdlog::set_default_logger(previous); }
+  } restore;
+  spdlog::set_default_logger(
+      std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::ostream_sink_mt>(log)));
+  auto now = std::chrono::steady_clock::time_point{};
+  RafsOptions o;
+  o.report_clock = [&now] { return now; };
+  auto b = build();
+  auto fs = open(b.result.bootstrap, std::make_shared<storage::MemoryBackend>(), o);
+  ASSERT_TRUE(fs);
+  auto big = fs->lookup(fs->root(), "big");
+  ASSERT_TRUE(big);
+  char buf[4096];
+  for (int i = 0; i < 1000; ++i) ASSERT_EQ(fs->read(big->ino, 0, buf, sizeof buf, 0).error(), EIO);
+  const std::size_t budget = RateLimiter::Options{}.budget;
+  EXPECT_EQ(events_.size(), budget);
+  auto lines = [&log] {
+    std::string text = log.str();
+    return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
+  };
+  EXPECT_EQ(lines(), budget);
+
+  now += RateLimiter::Options{}.interval;
+  EXPECT_EQ(fs->read(big->ino, 0, buf, sizeof buf, 0).error(), EIO);  // every read still fails
+  ASSERT_EQ(events_.size(), budget + 1);
+  EXPECT_NE(events_.back().find("(" + std::to_string(1000 - budget) + " similar messages suppressed)"),
+            std::string::npos)
+      << events_.back();
+  EXPECT_EQ(lines(), budget + 1);
 }
 
 TEST_F(RafsFsTest, CorruptChunkAndDigestMismatchAreEio) {

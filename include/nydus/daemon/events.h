@@ -3,6 +3,11 @@
 // Each entry is "<IMF-fixdate> - <text>". The oldest entries are dropped while
 // the count would reach `max_errors` or the summed entry sizes would exceed
 // `max_size`. Reading never clears it. Thread-safe.
+//
+// Pushes are rate-limited per source, the text before its first ": " (the
+// mountpoint, for data-plane errors): a client that makes one instance fail
+// in a loop cannot evict every other instance's entries. The next entry of a
+// source that passes says how many of its entries were suppressed.
 #pragma once
 
 #include <cstddef>
@@ -11,13 +16,14 @@
 #include <string>
 
 #include "nydus/api/payloads.h"
+#include "nydus/rate_limiter.h"
 
 namespace nydus::daemon {
 
 class EventRing {
  public:
-  explicit EventRing(std::size_t max_errors = 500, std::size_t max_size = 51200)
-      : max_errors_(max_errors), max_size_(max_size) {}
+  explicit EventRing(std::size_t max_errors = 500, std::size_t max_size = 51200, RateLimiter::Clock clock = {})
+      : max_errors_(max_errors), max_size_(max_size), limit_({}, std::move(clock)) {}
 
   void push(std::string_view text);
   api::EventsInfo snapshot() const;
@@ -25,6 +31,7 @@ class EventRing {
  private:
   const std::size_t max_errors_;
   const std::size_t max_size_;
+  RateLimiter limit_;
   mutable std::mutex mu_;
   std::deque<std::string> entries_;  // guarded by mu_
   std::size_t total_size_ = 0;       // guarded by mu_

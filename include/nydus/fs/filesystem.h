@@ -5,7 +5,8 @@
 // Inode lifetime follows libfuse's passthrough_ll invariant: every successful
 // lookup() (and every entry returned through readdir with `plus`) adds one to
 // the inode's lookup count; forget(ino, n) subtracts n and the inode may be
-// freed at zero. The root is never freed. Operations on an unknown or freed
+// freed at zero; forget() says whether it was, so that whatever the caller
+// keeps per inode (per-file metrics) follows the inode's life. The root is never freed. Operations on an unknown or freed
 // inode answer ESTALE (never crash).
 //
 // Handles: open()/opendir() return an opaque u64 the caller passes back to
@@ -61,7 +62,8 @@ class Filesystem {
 
   virtual Ino root() const = 0;
   virtual FsResult<Entry> lookup(Ino parent, std::string_view name) = 0;
-  virtual void forget(Ino ino, std::uint64_t nlookup) = 0;
+  // True when `ino` was freed by this call (its number will not come back).
+  virtual bool forget(Ino ino, std::uint64_t nlookup) = 0;
   virtual FsResult<struct stat> getattr(Ino ino) = 0;
   virtual FsResult<std::string> readlink(Ino ino) = 0;
   virtual FsResult<std::uint64_t> open(Ino ino, int flags) = 0;

@@ -11,7 +11,8 @@
 // Per-file stats, latest-read files and access patterns are kept only when
 // enabled (config rafs.iostats_files / latest_read_files / access_pattern);
 // otherwise their JSON is `{}` / `[]` / `[]` and the hot path touches only
-// atomic counters. Keys are instance-local inode numbers.
+// atomic counters. Keys are instance-local inode numbers; a per-file entry
+// lives from file_seen() until file_forgotten() (the instance freed the inode).
 //
 // Thread-safety: all methods may be called concurrently.
 #pragma once
@@ -64,6 +65,10 @@ class FsMetrics {
                    std::chrono::nanoseconds latency);
   // A per-file entry for `ino` exists from now on (lookup, readdirplus, root at mount).
   void file_seen(std::uint64_t ino);
+  // `ino` was freed by its filesystem: its per-file entry and access pattern go
+  // (instance inode numbers are not reused, so keeping them would grow without
+  // bound as the kernel forgets and looks up again).
+  void file_forgotten(std::uint64_t ino);
   void opened() { nr_opens_.fetch_add(1, std::memory_order_relaxed); }
   void released() { nr_opens_.fetch_sub(1, std::memory_order_relaxed); }
 
@@ -86,7 +91,7 @@ class FsMetrics {
     std::uint64_t first_secs = 0;
     std::uint32_t first_nanos = 0;
   };
-  FileStats* file(std::uint64_t ino) const;
+  std::shared_ptr<FileStats> file(std::uint64_t ino) const;
 
   const std::string id_;
   const FsMetricsOptions options_;
@@ -99,7 +104,8 @@ class FsMetrics {
   std::array<std::atomic<std::uint64_t>, kBucketCount> read_latency_dist_{};
 
   mutable std::shared_mutex files_mu_;
-  std::unordered_map<std::uint64_t, std::unique_ptr<FileStats>> files_;  // guarded by files_mu_
+  // shared_ptr: a record() still holding an entry outlives its erasure.
+  std::unordered_map<std::uint64_t, std::shared_ptr<FileStats>> files_;  // guarded by files_mu_
   std::mutex latest_mu_;
   std::set<std::uint64_t> latest_;  // guarded by latest_mu_
   mutable std::mutex pattern_mu_;

@@ -1,12 +1,22 @@
 // PassthroughFs: serves a host directory (read-only) as a filesystem instance.
 //
-// Design (libfuse passthrough_ll): each known inode holds an O_PATH file
-// descriptor opened relative to its parent's, so the tree is pinned by
-// descriptors, not by path strings, and renames in the source do not confuse
-// it. Inodes are keyed by (st_dev, st_ino) so hard links share one node;
+// Design (libfuse passthrough_ll, with file handles): each known inode holds
+// the kernel's file handle of its file (name_to_handle_at), found relative to
+// its parent, and each operation opens a descriptor from it for its own
+// duration (open_by_handle_at). So the tree is tracked by identity, not by
+// path strings (renames in the source do not confuse it), and no descriptor is
+// held per cached inode: `ls -l` of a directory larger than the open-file
+// limit works. Where handles are unavailable (a filesystem that cannot export
+// them, no CAP_DAC_READ_SEARCH), inodes hold an O_PATH descriptor as
+// passthrough_ll does. A file deleted from the source while cached answers
+// ESTALE with handles (a pinned descriptor would still reach it).
+// Descriptors are never taken from the top `reserved_fds` of RLIMIT_NOFILE
+// (read at create()): past that, operations fail with EMFILE and the API
+// server still has descriptors to accept with.
+// Inodes are keyed by (st_dev, st_ino) so hard links share one node;
 // instance-local inode numbers are assigned sequentially from 2 (root is 1)
 // and never reused. Attributes are the source's, st_ino included. Data is
-// read with pread() on a descriptor reopened through /proc/self/fd.
+// read with pread() on a descriptor opened from the inode at open().
 // Symbolic links report no extended attributes (O_PATH descriptors of links
 // cannot be used for xattr calls).
 //
@@ -18,6 +28,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -32,6 +43,9 @@ struct PassthroughOptions {
   // Test hook run before every read; a non-zero errno fails the read with it.
   // May block (tests use it to hold a request in flight).
   std::function<int(Ino)> before_read;
+  // Descriptor numbers at the top of RLIMIT_NOFILE this instance never takes
+  // (at most half the limit), left for the API server and the daemon.
+  std::size_t reserved_fds = 64;
 };
 
 class PassthroughFs final : public Filesystem {
@@ -42,7 +56,8 @@ class PassthroughFs final : public Filesystem {
 
   Ino root() const override { return kRootIno; }
   FsResult<Entry> lookup(Ino parent, std::string_view name) override;
-  void forget(Ino ino, std::uint64_t nlookup) override;
+  // True when the inode was freed.
+  bool forget(Ino ino, std::uint64_t nlookup) override;
   FsResult<struct stat> getattr(Ino ino) override;
   FsResult<std::string> readlink(Ino ino) override;
   FsResult<std::uint64_t> open(Ino ino, int flags) override;
@@ -60,20 +75,41 @@ class PassthroughFs final : public Filesystem {
   std::size_t inode_count() const;
   // Lookup count of `ino` (0 if unknown).
   std::uint64_t lookup_count(Ino ino) const;
+  // Whether inodes are file handles (else pinned descriptors); for tests.
+  bool uses_file_handles() const { return use_handles_; }
 
   static constexpr Ino kRootIno = 1;
 
  private:
   struct Inode;
   struct DirHandle;
+  class NodeFd;
+  struct FileHandle;
+  // The file handle of `fd` (an O_PATH descriptor); nullopt when its filesystem cannot export one.
+  static std::optional<FileHandle> handle_of(int fd);
+  // open_by_handle_at(h.mount_fd, h, flags | O_CLOEXEC).
+  static int open_handle(const FileHandle& h, int flags);
   explicit PassthroughFs(PassthroughOptions options);
   std::shared_ptr<Inode> find(Ino ino) const;
+  void enable_handles(int root_fd);
+  std::shared_ptr<Inode> make_node(int fd, const struct stat& st);
+  int mount_fd_for(const FileHandle& h, int fd, bool is_dir);
+  // `fd`, or -1/EMFILE (closing it) when it is in the reserved range.
+  int guard(int fd) const;
+  // A new descriptor of `node` opened with `flags` (O_CLOEXEC added), guarded.
+  int reopen(const Inode& node, int flags) const;
+  FsResult<NodeFd> node_fd(const Inode& node) const;
 
   const PassthroughOptions options_;
+  const int fd_ceiling_;  // descriptors at or above it are refused (see reserved_fds)
+  bool use_handles_ = false;  // set by create(), then constant
   mutable std::mutex mu_;
   std::unordered_map<Ino, std::shared_ptr<Inode>> inodes_;  // guarded by mu_
   std::map<std::pair<dev_t, ino_t>, Ino> by_id_;            // guarded by mu_
   Ino next_ino_ = kRootIno + 1;                             // guarded by mu_
+  mutable std::mutex mounts_mu_;
+  // Mount id -> a readable descriptor on it (-1: its handles do not decode); guarded by mounts_mu_.
+  std::unordered_map<int, int> mount_fds_;
 };
 
 }  // namespace nydus::fs

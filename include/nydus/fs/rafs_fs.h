@@ -22,7 +22,9 @@
 // Errors: a name that does not exist is ENOENT; a corrupt image, a missing
 // blob, a failed backend read, a corrupt chunk or a digest mismatch is EIO
 // for that operation, and its reason goes to `on_error` (the daemon's event
-// ring) and the log. Nothing in an image can crash the daemon (the storage
+// ring) and the log, at most `RateLimiter::Options{}.budget` lines per kind of
+// operation per interval (any local user can make reads fail at will); the
+// next line that passes says how many were suppressed. Nothing in an image can crash the daemon (the storage
 // reader bounds-checks every field).
 //
 // The image is immutable: lookup counts are not tracked (forget is a no-op)
@@ -41,6 +43,7 @@
 #include <string>
 
 #include "nydus/fs/filesystem.h"
+#include "nydus/rate_limiter.h"
 #include "nydus/result.h"
 #include "nydus/storage/image.h"
 
@@ -55,6 +58,8 @@ struct RafsOptions {
   struct timespec start_time {};   // shown for mtime 0; {0,0} = now at open()
   // Data-plane error texts ("read at 0 size 4096 of inode 128: <reason>"); may be empty.
   std::function<void(std::string)> on_error{};
+  // Clock of the error-report rate limit (tests); empty = steady_clock.
+  RateLimiter::Clock report_clock{};
 };
 
 class RafsFs final : public Filesystem {
@@ -71,7 +76,7 @@ class RafsFs final : public Filesystem {
 
   Ino root() const override;
   FsResult<Entry> lookup(Ino parent, std::string_view name) override;
-  void forget(Ino ino, std::uint64_t nlookup) override;
+  bool forget(Ino ino, std::uint64_t nlookup) override;
   FsResult<struct stat> getattr(Ino ino) override;
   FsResult<std::string> readlink(Ino ino) override;
   FsResult<std::uint64_t> open(Ino ino, int flags) override;
@@ -97,6 +102,7 @@ class RafsFs final : public Filesystem {
   bool explicit_owner_ = false;
   bool nydus_rules_ = false;  // RAFS image (not plain EROFS): mtime 0 and root mode rules apply
   bool xattrs_ = false;       // xattrs are served (enable_xattr, or the image has some)
+  RateLimiter report_limit_;  // keyed by operation name
 };
 
 }  // namespace nydus::fs
