@@ -241,11 +241,11 @@ int main(int argc, char** argv) {
 
   // A live FUSE mount is refused (stacking on it would hide its files) and a
   // stale one, left by a crashed daemon, is lazily unmounted. With
-  // --upgrade/--supervisor the mountpoint is left to the takeover path.
-  // Before signals are blocked: a hung FUSE mount can stall stat(2), and
-  // SIGTERM must still end that.
-  if (!flags.mountpoint.empty() && !flags.upgrade && flags.supervisor.empty()) {
-    if (auto r = nydus::fs::prepare_mountpoint(flags.mountpoint, true); !r) {
+  // --supervisor a stale mount is left (and refused) for the takeover path;
+  // --upgrade mounts nothing. Before signals are blocked: a hung FUSE mount
+  // can stall stat(2), and SIGTERM must still end that.
+  if (!flags.mountpoint.empty() && !flags.upgrade) {
+    if (auto r = nydus::fs::prepare_mountpoint(flags.mountpoint, flags.supervisor.empty()); !r) {
       spdlog::error("{}", r.error().message());
       return 1;
     }

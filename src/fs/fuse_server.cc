@@ -9,6 +9,7 @@
 #include <sys/eventfd.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -74,12 +75,22 @@ std::optional<MountEntry> mount_at(const std::string& target) {
   return found;
 }
 
+// The errno of a mountpoint that cannot be used, 0 when it can. A dead FUSE
+// connection may still answer stat(2) from the attribute cache (for up to the
+// attr timeout after its daemon died); statfs(2) always reaches the
+// connection, so it is what tells a stale mount from a live one.
+int mountpoint_errno(const std::string& path, struct stat& st) {
+  if (::stat(path.c_str(), &st) != 0) return errno;
+  struct statfs sfs {};
+  if (::statfs(path.c_str(), &sfs) != 0) return errno;
+  return 0;
+}
+
 }  // namespace
 
 Result<void> prepare_mountpoint(const std::string& path, bool clean_stale) {
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
-    int err = errno;
+  if (int err = mountpoint_errno(path, st); err != 0) {
     if (err != ENOTCONN) return fail(ErrorCode::kIo, fmt::format("cannot use mountpoint {}: {}", path, std::strerror(err)));
     std::string stale = fmt::format("mountpoint {} is a stale FUSE mount whose daemon is gone ({})", path, std::strerror(err));
     if (!clean_stale) return fail(ErrorCode::kIo, stale);
@@ -348,8 +359,8 @@ Result<std::unique_ptr<FuseServer>> FuseServer::start(PseudoFs& fs, const std::s
     s->se_ = nullptr;
     // libfuse only prints its reason: name the mountpoint's own problem when it has one.
     struct stat st {};
-    if (::stat(mountpoint.c_str(), &st) != 0) {
-      return fail(ErrorCode::kIo, fmt::format("cannot mount FUSE at {}: {}", mountpoint, std::strerror(errno)));
+    if (int err = mountpoint_errno(mountpoint, st); err != 0) {
+      return fail(ErrorCode::kIo, fmt::format("cannot mount FUSE at {}: {}", mountpoint, std::strerror(err)));
     }
     if (!S_ISDIR(st.st_mode)) return fail(ErrorCode::kIo, fmt::format("cannot mount FUSE at {}: not a directory", mountpoint));
     return fail(ErrorCode::kIo, fmt::format("cannot mount FUSE at {} (is /dev/fuse available?)", mountpoint));
