@@ -13,6 +13,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "nydus/storage/registry_backend.h"
+
 namespace nydus::storage {
 
 bool is_safe_blob_id(std::string_view id) {
@@ -175,6 +177,12 @@ Result<std::unique_ptr<BlobBackend>> create_backend(const config::BackendConfigV
   if (cfg.type == "localfs") {
     if (!cfg.localfs) return fail(ErrorCode::kInvalidArgument, "backend type `localfs` without a `localfs` section");
     auto b = LocalFsBackend::create(*cfg.localfs);
+    if (!b) return tl::unexpected(b.error());
+    return std::unique_ptr<BlobBackend>(std::move(*b));
+  }
+  if (cfg.type == "registry") {
+    if (!cfg.registry) return fail(ErrorCode::kInvalidArgument, "backend type `registry` without a `registry` section");
+    auto b = RegistryBackend::create(*cfg.registry);
     if (!b) return tl::unexpected(b.error());
     return std::unique_ptr<BlobBackend>(std::move(*b));
   }

@@ -117,8 +117,9 @@ class MemoryBackend final : public BlobBackend {
   BackendMetrics metrics_;
 };
 
-// The backend a ConfigV2 `backend` section names. Only `localfs` exists so
-// far; other types give kUnsupported, a missing section kInvalidArgument.
+// The backend a ConfigV2 `backend` section names: `localfs`, `registry`
+// (registry_backend.h); other types give kUnsupported, a missing section
+// kInvalidArgument.
 Result<std::unique_ptr<BlobBackend>> create_backend(const config::BackendConfigV2& cfg);
 
 }  // namespace nydus::storage

@@ -1,0 +1,430 @@
+// The registry backend: URLs, the auth state machine, redirects, range
+// checks and retries. The state under mu_ is small (scheme, credentials,
+// token, redirect URLs); no network call is made while holding it. A token
+// fetch is marked in progress under mu_ and done outside it; other threads
+// that need a token wait on token_cv_ for that one fetch.
+#include "nydus/storage/registry_backend.h"
+
+#include <cctype>
+#include <charconv>
+#include <cstdlib>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+extern char** environ;
+
+namespace nydus::storage {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr std::chrono::seconds kDefaultTokenLife{600};
+constexpr std::chrono::seconds kMaxRefreshMargin{20};
+
+bool iequals_prefix(std::string_view s, std::string_view prefix) {
+  if (s.size() < prefix.size()) return false;
+  for (std::size_t i = 0; i < prefix.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(s[i])) != std::tolower(static_cast<unsigned char>(prefix[i]))) return false;
+  }
+  return true;
+}
+
+// `key="value"` pairs of a challenge's parameter list (values may be bare tokens).
+std::map<std::string, std::string> challenge_params(std::string_view s) {
+  std::map<std::string, std::string> out;
+  std::size_t i = 0;
+  while (i < s.size()) {
+    while (i < s.size() && (s[i] == ' ' || s[i] == ',')) ++i;
+    auto eq = s.find('=', i);
+    if (eq == std::string_view::npos) break;
+    std::string key(s.substr(i, eq - i));
+    for (auto& c : key) c = char(std::tolower(static_cast<unsigned char>(c)));
+    i = eq + 1;
+    std::string value;
+    if (i < s.size() && s[i] == '"') {
+      ++i;
+      while (i < s.size() && s[i] != '"') {
+        if (s[i] == '\\' && i + 1 < s.size()) ++i;
+        value += s[i++];
+      }
+      ++i;
+    } else {
+      while (i < s.size() && s[i] != ',') value += s[i++];
+    }
+    out[key] = value;
+  }
+  return out;
+}
+
+std::string form_escape(std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += char(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+// Blob ids go into a URL path: only characters that need no escaping.
+bool is_url_safe_id(const std::string& id) {
+  if (id.empty() || id == "." || id == "..") return false;
+  for (unsigned char c : id) {
+    if (!std::isalnum(c) && c != '-' && c != '_' && c != '.') return false;
+  }
+  return true;
+}
+
+std::optional<std::uint64_t> parse_u64(std::string_view s) {
+  std::uint64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size() || s.empty()) return std::nullopt;
+  return v;
+}
+
+// `bytes FIRST-LAST/TOTAL` (TOTAL may be `*`).
+struct ContentRange {
+  std::uint64_t first = 0, last = 0;
+};
+std::optional<ContentRange> parse_content_range(std::string_view s) {
+  if (!s.starts_with("bytes ")) return std::nullopt;
+  s.remove_prefix(6);
+  auto dash = s.find('-'), slash = s.find('/');
+  if (dash == std::string_view::npos || slash == std::string_view::npos || slash < dash) return std::nullopt;
+  auto first = parse_u64(s.substr(0, dash)), last = parse_u64(s.substr(dash + 1, slash - dash - 1));
+  if (!first || !last || *last < *first) return std::nullopt;
+  return ContentRange{*first, *last};
+}
+
+bool retryable_status(long status) { return status >= 500 || status == 429; }
+
+std::string status_text(long status) {
+  switch (status) {
+    case 401: return "401 Unauthorized";
+    case 403: return "403 Forbidden";
+    case 404: return "404 Not Found";
+    case 429: return "429 Too Many Requests";
+    default: return "HTTP " + std::to_string(status);
+  }
+}
+
+std::vector<std::string> env_headers() {
+  std::vector<std::string> out;
+  constexpr std::string_view kPrefix = "NYDUS_HEADER_";
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    std::string_view kv(*e);
+    auto eq = kv.find('=');
+    if (!kv.starts_with(kPrefix) || eq == std::string_view::npos || eq == kPrefix.size()) continue;
+    std::string name(kv.substr(kPrefix.size(), eq - kPrefix.size()));
+    for (auto& c : name) c = c == '_' ? '-' : c;
+    std::string value(kv.substr(eq + 1));
+    if (value.find_first_of("\r\n") != std::string::npos) continue;  // would split the request
+    out.push_back(name + ": " + value);
+  }
+  return out;
+}
+
+HttpClientOptions client_options(const config::RegistryConfig& cfg) {
+  HttpClientOptions o;
+  o.timeout_s = cfg.timeout;
+  o.connect_timeout_s = cfg.connect_timeout;
+  o.skip_verify = cfg.skip_verify;
+  o.ca_cert_files = cfg.ca_cert_files;
+  return o;
+}
+
+Error http_error(const std::string& what, long status) {
+  return Error(status == 404 ? ErrorCode::kNotFound : ErrorCode::kIo, what + ": " + status_text(status));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<RegistryBackend>> RegistryBackend::create(const config::RegistryConfig& cfg) {
+  if (cfg.host.empty() || cfg.repo.empty()) {
+    return fail(ErrorCode::kInvalidArgument, "registry backend: `host` and `repo` must be set");
+  }
+  if (cfg.scheme != "http" && cfg.scheme != "https") {
+    return fail(ErrorCode::kInvalidArgument, "registry backend: scheme `" + cfg.scheme + "` is not http or https");
+  }
+  return std::unique_ptr<RegistryBackend>(new RegistryBackend(cfg));
+}
+
+RegistryBackend::RegistryBackend(const config::RegistryConfig& cfg)
+    : cfg_(cfg), env_headers_(env_headers()), http_(client_options(cfg)), metrics_("registry") {
+  if (cfg.auth && !cfg.auth->empty()) basic_ = *cfg.auth;
+  if (cfg.registry_token && !cfg.registry_token->empty()) static_token_ = *cfg.registry_token;
+}
+
+std::string RegistryBackend::blob_url(const std::string& blob_id) const {
+  return cfg_.scheme + "://" + cfg_.host + "/v2/" + cfg_.repo + "/blobs/sha256:" + blob_id;
+}
+
+void RegistryBackend::set_auth(std::string base64_user_pass) {
+  std::lock_guard lock(mu_);
+  if (base64_user_pass.empty()) {
+    basic_.reset();
+  } else {
+    basic_ = std::move(base64_user_pass);
+  }
+  token_.clear();  // fetched with the old credentials
+  ++token_generation_;
+}
+
+std::uint64_t RegistryBackend::token_fetches() const {
+  std::lock_guard lock(mu_);
+  return token_fetches_;
+}
+
+std::vector<std::string> RegistryBackend::base_headers() const {
+  std::vector<std::string> h = env_headers_;
+  h.push_back("User-Agent: nydus-cpp");
+  return h;
+}
+
+Result<std::pair<std::string, std::uint64_t>> RegistryBackend::auth_header() {
+  std::unique_lock lock(mu_);
+  while (scheme_ == Scheme::kBearer && challenge_ && (token_.empty() || Clock::now() >= token_refresh_at_)) {
+    if (token_fetching_) {
+      token_cv_.wait(lock);  // the fetching thread's request is bounded by the curl timeouts
+      continue;
+    }
+    token_fetching_ = true;
+    Challenge ch = *challenge_;
+    std::optional<std::string> basic = basic_;
+    bool via_get = token_via_get_;
+    lock.unlock();
+    auto got = request_token(ch, basic, via_get);
+    lock.lock();
+    token_fetching_ = false;
+    token_cv_.notify_all();
+    if (!got) {
+      if (!token_.empty() && Clock::now() < token_expires_at_) break;  // refresh failed: the old one still works
+      return tl::unexpected(got.error());
+    }
+    ++token_fetches_;
+    ++token_generation_;
+    token_ = std::move(got->token);
+    token_via_get_ = got->via_get;
+    auto life = got->life;
+    auto margin = std::min<std::chrono::milliseconds>(kMaxRefreshMargin, life / 10);
+    token_expires_at_ = Clock::now() + life;
+    token_refresh_at_ = token_expires_at_ - margin;
+  }
+  std::string h;
+  if (scheme_ == Scheme::kBearer && !token_.empty()) {
+    h = "Authorization: Bearer " + token_;
+  } else if (scheme_ == Scheme::kBasic && basic_) {
+    h = "Authorization: Basic " + *basic_;
+  } else if (static_token_) {
+    h = "Authorization: Bearer " + *static_token_;
+  }
+  return std::make_pair(std::move(h), token_generation_);
+}
+
+Result<void> RegistryBackend::on_unauthorized(const HttpResponse& resp, std::uint64_t used_generation) {
+  const std::string www = resp.header("www-authenticate");
+  std::lock_guard lock(mu_);
+  const bool stale = used_generation == token_generation_;  // nobody renewed the credential since we used it
+  if (iequals_prefix(www, "basic")) {
+    if (!basic_) return fail(ErrorCode::kIo, "401 Unauthorized: the registry asks for basic auth and no `auth` is set");
+    if (scheme_ == Scheme::kBasic && stale) return fail(ErrorCode::kIo, "401 Unauthorized: credentials refused");
+    scheme_ = Scheme::kBasic;
+    return {};
+  }
+  if (iequals_prefix(www, "bearer")) {
+    auto p = challenge_params(std::string_view(www).substr(6));
+    if (p["realm"].empty()) return fail(ErrorCode::kIo, "401 Unauthorized: bearer challenge without a realm");
+    challenge_ = Challenge{p["realm"], p["service"], p["scope"]};
+    if (stale) {
+      if (scheme_ == Scheme::kBearer && !token_.empty()) {
+        token_.clear();  // rejected (expired or revoked): the challenge runs again
+      } else if (static_token_) {
+        static_token_.reset();  // the configured token is refused: fall back to the challenge
+      }
+      ++token_generation_;
+    }
+    scheme_ = Scheme::kBearer;
+    return {};
+  }
+  return fail(ErrorCode::kIo, "401 Unauthorized without a Basic or Bearer challenge");
+}
+
+Result<RegistryBackend::Token> RegistryBackend::request_token(const Challenge& ch, const std::optional<std::string>& basic,
+                                                              bool via_get) {
+  std::string form = "service=" + form_escape(ch.service) + "&scope=" + form_escape(ch.scope);
+  std::vector<std::string> headers = base_headers();
+  if (basic) headers.push_back("Authorization: Basic " + *basic);
+  auto parse = [&](const HttpResponse& r, bool get) -> Result<Token> {
+    auto j = nlohmann::json::parse(r.body, nullptr, false);
+    if (!j.is_object()) return fail(ErrorCode::kIo, "token reply is not a JSON object");
+    std::string tok;
+    for (const char* k : {"token", "access_token"}) {
+      if (j.contains(k) && j[k].is_string() && !j[k].get<std::string>().empty()) {
+        tok = j[k].get<std::string>();
+        break;
+      }
+    }
+    if (tok.empty()) return fail(ErrorCode::kIo, "token reply has no `token`");
+    std::chrono::seconds life = kDefaultTokenLife;
+    if (j.contains("expires_in") && j["expires_in"].is_number_unsigned() && j["expires_in"].get<std::uint64_t>() > 0) {
+      life = std::chrono::seconds(std::min<std::uint64_t>(j["expires_in"].get<std::uint64_t>(), 86400 * 365));
+    }
+    return Token{std::move(tok), life, get};
+  };
+  std::string what = "token POST " + HttpClient::loggable_url(ch.realm);
+  if (!via_get) {
+    HttpRequest post{"POST", ch.realm, headers, form + "&client_id=nydus-registry-client", nullptr};
+    post.headers.push_back("Content-Type: application/x-www-form-urlencoded");
+    auto r = http_.perform(post);
+    if (r && r->status == 200) return parse(*r, false);
+  }
+  HttpRequest get{"GET", ch.realm + (ch.realm.find('?') == std::string::npos ? "?" : "&") + form, headers, "", nullptr};
+  auto r = http_.perform(get);
+  if (!r) return tl::unexpected(r.error().error);
+  if (r->status != 200) return tl::unexpected(http_error("token GET " + HttpClient::loggable_url(ch.realm), r->status));
+  return parse(*r, true);
+}
+
+tl::expected<HttpResponse, HttpError> RegistryBackend::registry_request(HttpRequest req) {
+  const std::size_t base = req.headers.size();
+  for (int round = 0;; ++round) {
+    auto auth = auth_header();
+    if (!auth) return tl::unexpected(HttpError{auth.error(), true});
+    req.headers.resize(base);
+    if (!auth->first.empty()) req.headers.push_back(auth->first);
+    auto r = http_.perform(req);
+    if (!r || r->status != 401 || round == 1) return r;
+    if (auto u = on_unauthorized(*r, auth->second); !u) {
+      return tl::unexpected(HttpError{u.error().with_context(req.method + " " + HttpClient::loggable_url(req.url)), false});
+    }
+  }
+}
+
+// One GET or HEAD of a blob: through a cached redirect when there is one,
+// else the registry (following one redirect, without credentials).
+tl::expected<HttpResponse, HttpError> RegistryBackend::blob_request(const std::string& blob_id, HttpRequest req) {
+  const std::string url = blob_url(blob_id);
+  std::string cached;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = redirects_.find(blob_id); it != redirects_.end()) cached = it->second;
+  }
+  auto forget = [&] {
+    std::lock_guard lock(mu_);
+    redirects_.erase(blob_id);
+  };
+  if (!cached.empty()) {
+    HttpRequest direct = req;
+    direct.url = cached;
+    auto r = http_.perform(direct);
+    if (r && r->status < 400) return r;
+    forget();  // expired or refused: ask the registry again
+  }
+  req.url = url;
+  auto headers = req.headers;
+  req.headers = base_headers();
+  req.headers.insert(req.headers.end(), headers.begin(), headers.end());
+  auto r = registry_request(req);
+  if (!r || r->status < 300 || r->status >= 400) return r;
+  if (r->redirect_url.empty()) return r;
+  {
+    std::lock_guard lock(mu_);
+    redirects_[blob_id] = r->redirect_url;
+  }
+  HttpRequest direct{req.method, r->redirect_url, headers, "", req.window};
+  auto d = http_.perform(direct);
+  if (d && d->status >= 400 && d->status < 500) forget();
+  return d;
+}
+
+template <class T, class F>
+Result<T> RegistryBackend::with_retries(F&& once) {
+  for (unsigned attempt = 0;; ++attempt) {
+    bool transient = false;
+    Result<T> r = once(transient);
+    if (r || !transient || attempt >= cfg_.retry_limit) {
+      if (!r && attempt > 0) return tl::unexpected(Error(r.error().code(), r.error().message() + " (after " + std::to_string(attempt + 1) + " attempts)"));
+      return r;
+    }
+    auto backoff = std::chrono::milliseconds(std::min<std::uint64_t>(100ull << std::min(attempt, 5u), 2000));
+    std::this_thread::sleep_for(backoff);
+  }
+}
+
+Result<std::uint64_t> RegistryBackend::blob_size(const std::string& blob_id) {
+  if (!is_url_safe_id(blob_id)) return fail(ErrorCode::kNotFound, "registry: invalid blob id `" + blob_id + "`");
+  const std::string what = "registry: HEAD " + blob_url(blob_id);
+  return with_retries<std::uint64_t>([&](bool& transient) -> Result<std::uint64_t> {
+    auto r = blob_request(blob_id, HttpRequest{"HEAD", "", {}, "", nullptr});
+    if (!r) {
+      transient = r.error().transient;
+      return tl::unexpected(r.error().error.with_context("registry"));
+    }
+    if (r->status != 200) {
+      transient = retryable_status(r->status);
+      return tl::unexpected(http_error(what, r->status));
+    }
+    auto len = parse_u64(r->header("content-length"));
+    if (!len) return fail(ErrorCode::kIo, what + ": no Content-Length");
+    return *len;
+  });
+}
+
+Result<std::size_t> RegistryBackend::read(const std::string& blob_id, std::uint64_t offset,
+                                          std::span<std::uint8_t> out) {
+  auto start = Clock::now();
+  Result<std::size_t> r = [&]() -> Result<std::size_t> {
+    if (!is_url_safe_id(blob_id)) return fail(ErrorCode::kNotFound, "registry: invalid blob id `" + blob_id + "`");
+    if (out.empty()) return std::size_t(0);
+    return with_retries<std::size_t>([&](bool& transient) { return read_once(blob_id, offset, out, transient); });
+  }();
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count();
+  metrics_.record(out.size(), std::uint64_t(us), r.has_value());
+  return r;
+}
+
+Result<std::size_t> RegistryBackend::read_once(const std::string& blob_id, std::uint64_t offset,
+                                               std::span<std::uint8_t> out, bool& transient) {
+  const std::uint64_t last = offset + out.size() - 1;
+  const std::string what = "registry: GET " + blob_url(blob_id) + " bytes " + std::to_string(offset) + "-" +
+                           std::to_string(last);
+  BodyWindow window{out, offset};
+  HttpRequest req{"GET", "", {"Range: bytes=" + std::to_string(offset) + "-" + std::to_string(last)}, "", &window};
+  auto r = blob_request(blob_id, req);
+  if (!r) {
+    transient = r.error().transient;
+    return tl::unexpected(r.error().error.with_context("registry"));
+  }
+  transient = true;  // from here on a bad answer may be a hiccup of the server or the path
+  if (r->status == 206) {
+    auto cr = parse_content_range(r->header("content-range"));
+    if (!cr || cr->first != offset || cr->last > last) {
+      return fail(ErrorCode::kIo, what + ": 206 with Content-Range `" + r->header("content-range") + "`");
+    }
+    if (r->window_overflow || r->window_bytes != cr->last - cr->first + 1) {
+      return fail(ErrorCode::kIo, what + ": body of " + std::to_string(r->window_bytes) + " bytes does not match its Content-Range");
+    }
+    return std::size_t(r->window_bytes);
+  }
+  if (r->status == 200) {
+    // The whole blob: the window took the range out of it. It may end early
+    // only at the blob's end, which Content-Length tells.
+    auto len = parse_u64(r->header("content-length"));
+    std::uint64_t expect = out.size();
+    if (len) expect = *len <= offset ? 0 : std::min<std::uint64_t>(out.size(), *len - offset);
+    if (r->window_bytes != expect || (!len && r->window_bytes != out.size())) {
+      return fail(ErrorCode::kIo, what + ": 200 body too short for the range");
+    }
+    return std::size_t(r->window_bytes);
+  }
+  transient = retryable_status(r->status);
+  return tl::unexpected(http_error(what, r->status));
+}
+
+}  // namespace nydus::storage
