@@ -165,12 +165,12 @@ std::string RegistryBackend::blob_url(const std::string& blob_id) const {
   return cfg_.scheme + "://" + cfg_.host + "/v2/" + cfg_.repo + "/blobs/sha256:" + blob_id;
 }
 
-void RegistryBackend::set_auth(std::string base64_user_pass) {
+void RegistryBackend::renew_credentials(const std::string& base64_user_pass) {
   std::lock_guard lock(mu_);
   if (base64_user_pass.empty()) {
     basic_.reset();
   } else {
-    basic_ = std::move(base64_user_pass);
+    basic_ = base64_user_pass;
   }
   token_.clear();  // fetched with the old credentials
   ++token_generation_;

@@ -116,7 +116,7 @@ TEST_F(RegistryBackendTest, BasicAuthAfterChallengeAndRenewedCredentials) {
   ASSERT_FALSE(size);
   EXPECT_NE(size.error().message().find("401"), std::string::npos) << size.error().message();
   EXPECT_EQ(size.error().message().find("d3Jvbmc6d3Jvbmc="), std::string::npos);
-  b->set_auth(kUserPassB64);  // PUT /api/v1/config registry_auth
+  b->renew_credentials(kUserPassB64);  // PUT /api/v1/config registry_auth
   EXPECT_EQ(check_read(*b, 4096, 8192), "");
   EXPECT_EQ(b->blob_size(id_).value_or(0), bytes_.size());
 }

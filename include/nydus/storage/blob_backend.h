@@ -77,6 +77,10 @@ class BlobBackend {
   virtual Result<std::uint64_t> blob_size(const std::string& blob_id) = 0;
 
   virtual const BackendMetrics& metrics() const = 0;
+
+  // New credentials (base64 "user:pass") for a remote backend, used from the
+  // next request on; backends without credentials ignore them.
+  virtual void renew_credentials(const std::string& /*auth*/) {}
 };
 
 class LocalFsBackend final : public BlobBackend {

@@ -62,7 +62,7 @@ class RegistryBackend final : public BlobBackend {
   // New basic credentials (base64 "user:pass", from PUT /api/v1/config
   // registry_auth), used from the next request on; drops a cached token that
   // was fetched with the old ones.
-  void set_auth(std::string base64_user_pass);
+  void renew_credentials(const std::string& base64_user_pass) override;
 
   // Token fetches so far (tests check that tokens are shared).
   std::uint64_t token_fetches() const;
