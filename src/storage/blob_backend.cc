@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "nydus/storage/http_proxy_backend.h"
 #include "nydus/storage/registry_backend.h"
 
 namespace nydus::storage {
@@ -183,6 +184,12 @@ Result<std::unique_ptr<BlobBackend>> create_backend(const config::BackendConfigV
   if (cfg.type == "registry") {
     if (!cfg.registry) return fail(ErrorCode::kInvalidArgument, "backend type `registry` without a `registry` section");
     auto b = RegistryBackend::create(*cfg.registry);
+    if (!b) return tl::unexpected(b.error());
+    return std::unique_ptr<BlobBackend>(std::move(*b));
+  }
+  if (cfg.type == "http-proxy") {
+    if (!cfg.http_proxy) return fail(ErrorCode::kInvalidArgument, "backend type `http-proxy` without an `http-proxy` section");
+    auto b = HttpProxyBackend::create(*cfg.http_proxy);
     if (!b) return tl::unexpected(b.error());
     return std::unique_ptr<BlobBackend>(std::move(*b));
   }

@@ -9,8 +9,10 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <charconv>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 namespace nydus::storage {
@@ -100,6 +102,37 @@ bool transient(CURLcode c) {
       return false;
     default:
       return true;
+  }
+}
+
+std::optional<std::uint64_t> parse_u64(std::string_view s) {
+  std::uint64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size() || s.empty()) return std::nullopt;
+  return v;
+}
+
+// `bytes FIRST-LAST/TOTAL` (TOTAL may be `*`).
+struct ContentRange {
+  std::uint64_t first = 0, last = 0;
+};
+std::optional<ContentRange> parse_content_range(std::string_view s) {
+  if (!s.starts_with("bytes ")) return std::nullopt;
+  s.remove_prefix(6);
+  auto dash = s.find('-'), slash = s.find('/');
+  if (dash == std::string_view::npos || slash == std::string_view::npos || slash < dash) return std::nullopt;
+  auto first = parse_u64(s.substr(0, dash)), last = parse_u64(s.substr(dash + 1, slash - dash - 1));
+  if (!first || !last || *last < *first) return std::nullopt;
+  return ContentRange{*first, *last};
+}
+
+std::string status_text(long status) {
+  switch (status) {
+    case 401: return "401 Unauthorized";
+    case 403: return "403 Forbidden";
+    case 404: return "404 Not Found";
+    case 429: return "429 Too Many Requests";
+    default: return "HTTP " + std::to_string(status);
   }
 }
 
@@ -227,6 +260,50 @@ tl::expected<HttpResponse, HttpError> HttpClient::perform(const HttpRequest& req
   std::string what = errbuf[0] != 0 ? std::string(errbuf) : std::string(curl_easy_strerror(rc));
   return tl::unexpected(HttpError{Error(ErrorCode::kIo, req.method + " " + loggable_url(req.url) + ": " + what),
                                   transient(rc)});
+}
+
+bool retryable_status(long status) { return status >= 500 || status == 429; }
+
+Error http_status_error(const std::string& what, long status) {
+  return Error(status == 404 ? ErrorCode::kNotFound : ErrorCode::kIo, what + ": " + status_text(status));
+}
+
+Result<std::uint64_t> head_reply(const HttpResponse& r, const std::string& what, bool& transient) {
+  if (r.status != 200) {
+    transient = retryable_status(r.status);
+    return tl::unexpected(http_status_error(what, r.status));
+  }
+  auto len = parse_u64(r.header("content-length"));
+  if (!len) return fail(ErrorCode::kIo, what + ": no Content-Length");
+  return *len;
+}
+
+Result<std::size_t> ranged_reply(const HttpResponse& r, std::uint64_t offset, std::size_t len, const std::string& what,
+                                 bool& transient) {
+  const std::uint64_t last = offset + len - 1;
+  transient = true;  // a bad answer may be a hiccup of the server or the path
+  if (r.status == 206) {
+    auto cr = parse_content_range(r.header("content-range"));
+    if (!cr || cr->first != offset || cr->last > last) {
+      return fail(ErrorCode::kIo, what + ": 206 with Content-Range `" + r.header("content-range") + "`");
+    }
+    if (r.window_overflow || r.window_bytes != cr->last - cr->first + 1) {
+      return fail(ErrorCode::kIo, what + ": body of " + std::to_string(r.window_bytes) +
+                                      " bytes does not match its Content-Range");
+    }
+    return std::size_t(r.window_bytes);
+  }
+  if (r.status == 200) {
+    // The whole blob: the window took the range out of it. It may end early
+    // only at the blob's end, which Content-Length tells.
+    auto total = parse_u64(r.header("content-length"));
+    std::uint64_t expect = len;
+    if (total) expect = *total <= offset ? 0 : std::min<std::uint64_t>(len, *total - offset);
+    if (r.window_bytes != expect) return fail(ErrorCode::kIo, what + ": 200 body too short for the range");
+    return std::size_t(r.window_bytes);
+  }
+  transient = retryable_status(r.status);
+  return tl::unexpected(http_status_error(what, r.status));
 }
 
 }  // namespace nydus::storage

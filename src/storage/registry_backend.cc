@@ -5,8 +5,9 @@
 // that need a token wait on token_cv_ for that one fetch.
 #include "nydus/storage/registry_backend.h"
 
+#include "nydus/storage/http_proxy_backend.h"
+
 #include <cctype>
-#include <charconv>
 #include <cstdlib>
 #include <thread>
 
@@ -72,48 +73,6 @@ std::string form_escape(std::string_view s) {
   return out;
 }
 
-// Blob ids go into a URL path: only characters that need no escaping.
-bool is_url_safe_id(const std::string& id) {
-  if (id.empty() || id == "." || id == "..") return false;
-  for (unsigned char c : id) {
-    if (!std::isalnum(c) && c != '-' && c != '_' && c != '.') return false;
-  }
-  return true;
-}
-
-std::optional<std::uint64_t> parse_u64(std::string_view s) {
-  std::uint64_t v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size() || s.empty()) return std::nullopt;
-  return v;
-}
-
-// `bytes FIRST-LAST/TOTAL` (TOTAL may be `*`).
-struct ContentRange {
-  std::uint64_t first = 0, last = 0;
-};
-std::optional<ContentRange> parse_content_range(std::string_view s) {
-  if (!s.starts_with("bytes ")) return std::nullopt;
-  s.remove_prefix(6);
-  auto dash = s.find('-'), slash = s.find('/');
-  if (dash == std::string_view::npos || slash == std::string_view::npos || slash < dash) return std::nullopt;
-  auto first = parse_u64(s.substr(0, dash)), last = parse_u64(s.substr(dash + 1, slash - dash - 1));
-  if (!first || !last || *last < *first) return std::nullopt;
-  return ContentRange{*first, *last};
-}
-
-bool retryable_status(long status) { return status >= 500 || status == 429; }
-
-std::string status_text(long status) {
-  switch (status) {
-    case 401: return "401 Unauthorized";
-    case 403: return "403 Forbidden";
-    case 404: return "404 Not Found";
-    case 429: return "429 Too Many Requests";
-    default: return "HTTP " + std::to_string(status);
-  }
-}
-
 std::vector<std::string> env_headers() {
   std::vector<std::string> out;
   constexpr std::string_view kPrefix = "NYDUS_HEADER_";
@@ -137,10 +96,6 @@ HttpClientOptions client_options(const config::RegistryConfig& cfg) {
   o.skip_verify = cfg.skip_verify;
   o.ca_cert_files = cfg.ca_cert_files;
   return o;
-}
-
-Error http_error(const std::string& what, long status) {
-  return Error(status == 404 ? ErrorCode::kNotFound : ErrorCode::kIo, what + ": " + status_text(status));
 }
 
 }  // namespace
@@ -287,7 +242,7 @@ Result<RegistryBackend::Token> RegistryBackend::request_token(const Challenge& c
   HttpRequest get{"GET", ch.realm + (ch.realm.find('?') == std::string::npos ? "?" : "&") + form, headers, "", nullptr};
   auto r = http_.perform(get);
   if (!r) return tl::unexpected(r.error().error);
-  if (r->status != 200) return tl::unexpected(http_error("token GET " + HttpClient::loggable_url(ch.realm), r->status));
+  if (r->status != 200) return tl::unexpected(http_status_error("token GET " + HttpClient::loggable_url(ch.realm), r->status));
   return parse(*r, true);
 }
 
@@ -343,36 +298,16 @@ tl::expected<HttpResponse, HttpError> RegistryBackend::blob_request(const std::s
   return d;
 }
 
-template <class T, class F>
-Result<T> RegistryBackend::with_retries(F&& once) {
-  for (unsigned attempt = 0;; ++attempt) {
-    bool transient = false;
-    Result<T> r = once(transient);
-    if (r || !transient || attempt >= cfg_.retry_limit) {
-      if (!r && attempt > 0) return tl::unexpected(Error(r.error().code(), r.error().message() + " (after " + std::to_string(attempt + 1) + " attempts)"));
-      return r;
-    }
-    auto backoff = std::chrono::milliseconds(std::min<std::uint64_t>(100ull << std::min(attempt, 5u), 2000));
-    std::this_thread::sleep_for(backoff);
-  }
-}
-
 Result<std::uint64_t> RegistryBackend::blob_size(const std::string& blob_id) {
-  if (!is_url_safe_id(blob_id)) return fail(ErrorCode::kNotFound, "registry: invalid blob id `" + blob_id + "`");
+  if (!is_url_safe_blob_id(blob_id)) return fail(ErrorCode::kNotFound, "registry: invalid blob id `" + blob_id + "`");
   const std::string what = "registry: HEAD " + blob_url(blob_id);
-  return with_retries<std::uint64_t>([&](bool& transient) -> Result<std::uint64_t> {
+  return with_retries<std::uint64_t>(cfg_.retry_limit, [&](bool& transient) -> Result<std::uint64_t> {
     auto r = blob_request(blob_id, HttpRequest{"HEAD", "", {}, "", nullptr});
     if (!r) {
       transient = r.error().transient;
       return tl::unexpected(r.error().error.with_context("registry"));
     }
-    if (r->status != 200) {
-      transient = retryable_status(r->status);
-      return tl::unexpected(http_error(what, r->status));
-    }
-    auto len = parse_u64(r->header("content-length"));
-    if (!len) return fail(ErrorCode::kIo, what + ": no Content-Length");
-    return *len;
+    return head_reply(*r, what, transient);
   });
 }
 
@@ -380,9 +315,9 @@ Result<std::size_t> RegistryBackend::read(const std::string& blob_id, std::uint6
                                           std::span<std::uint8_t> out) {
   auto start = Clock::now();
   Result<std::size_t> r = [&]() -> Result<std::size_t> {
-    if (!is_url_safe_id(blob_id)) return fail(ErrorCode::kNotFound, "registry: invalid blob id `" + blob_id + "`");
+    if (!is_url_safe_blob_id(blob_id)) return fail(ErrorCode::kNotFound, "registry: invalid blob id `" + blob_id + "`");
     if (out.empty()) return std::size_t(0);
-    return with_retries<std::size_t>([&](bool& transient) { return read_once(blob_id, offset, out, transient); });
+    return with_retries<std::size_t>(cfg_.retry_limit, [&](bool& transient) { return read_once(blob_id, offset, out, transient); });
   }();
   auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count();
   metrics_.record(out.size(), std::uint64_t(us), r.has_value());
@@ -401,30 +336,7 @@ Result<std::size_t> RegistryBackend::read_once(const std::string& blob_id, std::
     transient = r.error().transient;
     return tl::unexpected(r.error().error.with_context("registry"));
   }
-  transient = true;  // from here on a bad answer may be a hiccup of the server or the path
-  if (r->status == 206) {
-    auto cr = parse_content_range(r->header("content-range"));
-    if (!cr || cr->first != offset || cr->last > last) {
-      return fail(ErrorCode::kIo, what + ": 206 with Content-Range `" + r->header("content-range") + "`");
-    }
-    if (r->window_overflow || r->window_bytes != cr->last - cr->first + 1) {
-      return fail(ErrorCode::kIo, what + ": body of " + std::to_string(r->window_bytes) + " bytes does not match its Content-Range");
-    }
-    return std::size_t(r->window_bytes);
-  }
-  if (r->status == 200) {
-    // The whole blob: the window took the range out of it. It may end early
-    // only at the blob's end, which Content-Length tells.
-    auto len = parse_u64(r->header("content-length"));
-    std::uint64_t expect = out.size();
-    if (len) expect = *len <= offset ? 0 : std::min<std::uint64_t>(out.size(), *len - offset);
-    if (r->window_bytes != expect || (!len && r->window_bytes != out.size())) {
-      return fail(ErrorCode::kIo, what + ": 200 body too short for the range");
-    }
-    return std::size_t(r->window_bytes);
-  }
-  transient = retryable_status(r->status);
-  return tl::unexpected(http_error(what, r->status));
+  return ranged_reply(*r, offset, out.size(), what, transient);
 }
 
 }  // namespace nydus::storage

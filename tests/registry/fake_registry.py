@@ -3,7 +3,8 @@
 
 Serves blobs (files named by their sha256 in --blob-dir) under
 /v2/<repo>/blobs/sha256:<id> on one port, and an "object store" on a
-second port that blob GETs may be redirected to; the object store refuses
+second port (and optionally a Unix socket) that blob GETs may be redirected
+to, serving /<anything>/<id>; the object store refuses
 any request carrying Authorization (as S3 does for presigned URLs).
 
 Auth (--auth): none | basic (user:pass in --user) | bearer (challenge naming
@@ -28,6 +29,7 @@ import struct
 import sys
 import threading
 import time
+import socketserver
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LOCK = threading.Lock()
@@ -224,11 +226,15 @@ def main():
     p.add_argument("--user", default="")
     p.add_argument("--expires-in", type=int, default=0)
     p.add_argument("--no-post-token", action="store_true")
+    p.add_argument("--unix-socket", default="", help="also serve the object store on this Unix socket")
     ARGS = p.parse_args()
     store = ThreadingHTTPServer(("127.0.0.1", 0), Store)
     ARGS.store_port = store.server_address[1]
     reg = ThreadingHTTPServer(("127.0.0.1", 0), Registry)
-    for s in (store, reg):
+    servers = [store, reg]
+    if ARGS.unix_socket:
+        servers.append(socketserver.ThreadingUnixStreamServer(ARGS.unix_socket, Store))
+    for s in servers:
         s.daemon_threads = True
         threading.Thread(target=s.serve_forever, daemon=True).start()
     print("PORTS %d %d" % (reg.server_address[1], ARGS.store_port), flush=True)

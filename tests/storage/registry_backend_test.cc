@@ -1,9 +1,10 @@
-// The registry backend against tests/registry/fake_registry.py: ranges and
+// The registry and http-proxy backends against tests/registry/fake_registry.py: ranges and
 // sizes, Basic and Bearer auth (one token fetch shared by threads, refetched
 // once when refused, POST then GET), redirects without Authorization,
 // transient faults retried to the right bytes, persistent ones as clean
 // errors, timeouts honoured, no secret in any error message.
 #include "nydus/storage/registry_backend.h"
+#include "nydus/storage/http_proxy_backend.h"
 
 #include <chrono>
 #include <fstream>
@@ -250,6 +251,34 @@ TEST_F(RegistryBackendTest, UnreachableHostIsAClearError) {
   EXPECT_NE(r.error().message().find("HEAD http://" + c.host + "/v2/test/repo/blobs/sha256:"), std::string::npos)
       << r.error().message();
   EXPECT_EQ(r.error().message().find(kUserPassB64), std::string::npos);
+}
+
+// http-proxy: the same checks without auth, over TCP and over a Unix socket.
+TEST_F(RegistryBackendTest, HttpProxyOverTcpAndUnixSocket) {
+  const std::string sock = dir_.file("store.sock");
+  SERVE_OR_SKIP({"--unix-socket", sock});
+  for (const std::string& addr : {server_->store_url() + "/", sock}) {
+    SCOPED_TRACE(addr);
+    config::HttpProxyConfig c;
+    c.addr = addr;
+    c.path = "blobs/";
+    c.retry_limit = 1;
+    auto b = HttpProxyBackend::create(c);
+    ASSERT_TRUE(b) << b.error().message();
+    EXPECT_EQ((*b)->blob_size(id_).value_or(0), bytes_.size());
+    std::vector<std::uint8_t> out(100000);
+    auto n = (*b)->read(id_, 12345, out);
+    ASSERT_TRUE(n) << n.error().message();
+    ASSERT_EQ(*n, out.size());
+    EXPECT_TRUE(std::equal(out.begin(), out.end(), bytes_.begin() + 12345));
+    auto missing = (*b)->blob_size(std::string(64, 'b'));
+    ASSERT_FALSE(missing);
+    EXPECT_EQ(missing.error().code(), ErrorCode::kNotFound);
+    EXPECT_EQ((*b)->metrics().backend_type(), "http-proxy");
+  }
+  config::HttpProxyConfig bad;
+  bad.addr = "relative/path";
+  EXPECT_FALSE(HttpProxyBackend::create(bad));
 }
 
 TEST(RegistryBackendConfig, RefusesMissingHostRepoOrBadScheme) {

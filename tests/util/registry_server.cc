@@ -139,7 +139,8 @@ FakeRegistry::FakeRegistry(const std::string& work_dir, const std::string& blob_
   argv.insert(argv.end(), args.begin(), args.end());
   proc_ = std::make_unique<ChildProcess>(argv, work_dir + "/fake_registry.log");
   std::string line = proc_->wait_for_line("PORTS ");
-  if (!line.empty()) port_ = std::stoi(line.substr(6));
+  std::istringstream ports(line.substr(line.empty() ? 0 : 6));
+  ports >> port_ >> store_port_;
 }
 
 void FakeRegistry::control(const nlohmann::json& j) {

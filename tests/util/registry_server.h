@@ -51,6 +51,8 @@ class FakeRegistry {
   bool up() const { return port_ > 0; }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   std::string host() const { return "127.0.0.1:" + std::to_string(port_); }
+  // The object store: /<anything>/<blob id>, no auth.
+  std::string store_url() const { return "http://127.0.0.1:" + std::to_string(store_port_); }
   // POST /_control with a JSON body; GET /_stats.
   void control(const nlohmann::json& j);
   nlohmann::json stats();
@@ -58,7 +60,7 @@ class FakeRegistry {
 
  private:
   std::string skip_;
-  int port_ = 0;
+  int port_ = 0, store_port_ = 0;
   std::unique_ptr<ChildProcess> proc_;
 };
 

@@ -122,7 +122,7 @@ class MemoryBackend final : public BlobBackend {
 };
 
 // The backend a ConfigV2 `backend` section names: `localfs`, `registry`
-// (registry_backend.h); other types give kUnsupported, a missing section
+// (registry_backend.h), `http-proxy` (http_proxy_backend.h); other types give kUnsupported, a missing section
 // kInvalidArgument.
 Result<std::unique_ptr<BlobBackend>> create_backend(const config::BackendConfigV2& cfg);
 

@@ -14,12 +14,14 @@
 // Thread-safety: perform() may be called from any number of threads at once.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <span>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "nydus/result.h"
@@ -96,5 +98,39 @@ class HttpClient {
   std::mutex mu_;
   std::vector<void*> idle_;            // guarded by mu_
 };
+
+// Helpers shared by the blob backends on HttpClient.
+
+// 5xx and 429: worth another attempt.
+bool retryable_status(long status);
+// kNotFound for 404, else kIo: "<what>: 401 Unauthorized".
+Error http_status_error(const std::string& what, long status);
+// The byte count a ranged GET of [offset, offset + len) delivered into its
+// BodyWindow, after checking the reply (see BodyWindow and registry.md):
+// 206 with a matching Content-Range and body, or 200 cut to the range. Any
+// other status, or an inconsistent reply, is an error; `transient` tells
+// whether another attempt may help.
+Result<std::size_t> ranged_reply(const HttpResponse& r, std::uint64_t offset, std::size_t len, const std::string& what,
+                                 bool& transient);
+// Size from a HEAD reply: 200 with Content-Length.
+Result<std::uint64_t> head_reply(const HttpResponse& r, const std::string& what, bool& transient);
+// Runs `once(bool& transient)` until it succeeds, fails for good, or has
+// been retried `retry_limit` times, sleeping 100 ms doubling (at most 2 s)
+// between attempts; the last error names the attempt count.
+template <class T, class F>
+Result<T> with_retries(unsigned retry_limit, F&& once) {
+  for (unsigned attempt = 0;; ++attempt) {
+    bool transient = false;
+    Result<T> r = once(transient);
+    if (r || !transient || attempt >= retry_limit) {
+      if (!r && attempt > 0) {
+        return tl::unexpected(Error(r.error().code(),
+                                    r.error().message() + " (after " + std::to_string(attempt + 1) + " attempts)"));
+      }
+      return r;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::min<unsigned>(100u << std::min(attempt, 5u), 2000u)));
+  }
+}
 
 }  // namespace nydus::storage

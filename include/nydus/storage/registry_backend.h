@@ -82,9 +82,6 @@ class RegistryBackend final : public BlobBackend {
 
   std::string blob_url(const std::string& blob_id) const;
   std::vector<std::string> base_headers() const;
-  // Retries `once(bool& transient)` while it fails transiently, retry_limit times.
-  template <class T, class F>
-  Result<T> with_retries(F&& once);
   Result<std::size_t> read_once(const std::string& blob_id, std::uint64_t offset, std::span<std::uint8_t> out,
                                 bool& transient);
   // GET/HEAD of a blob through its cached redirect, else the registry.
