@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <thread>
 
@@ -230,6 +231,49 @@ TEST_F(RegistryE2eTest, RenewedRegistryAuthReachesTheLiveBackend) {
   expect_same("/snap");
   auto get = call("GET", "/api/v1/config?id=/snap");
   EXPECT_EQ(get.body.find(kAuth), std::string::npos) << get.body;
+}
+
+// Bearer tokens and redirects to an object store through the mount (the fake
+// registry): a hundred readers of one cold file get its bytes, the token is
+// fetched once, the store never sees an Authorization header.
+TEST_F(RegistryE2eTest, HundredColdReadersThroughBearerAuthAndRedirects) {
+  if (IsSkipped()) return;
+  std::string blobs = dir_.file("fake-blobs");
+  stdfs::create_directories(blobs);
+  std::string boot = dir_.file("fake.boot");
+  auto built = storage::build_image_files(src_, {}, boot, blobs);
+  ASSERT_TRUE(built) << built.error().to_string();
+  FakeRegistry fake(dir_.path(), blobs, {"--auth", "bearer", "--expires-in", "600", "--repo", kRepo});
+  if (!fake.skip_reason().empty()) GTEST_SKIP() << fake.skip_reason();
+  ASSERT_TRUE(fake.up()) << fake.log();
+  fake.control({{"redirect", true}});
+  start();
+  std::string work = dir_.file("cache");
+  stdfs::create_directories(work);
+  auto r = mount("/snap", boot, snapshotter_config("http", fake.host(), kRepo, "", work));
+  ASSERT_EQ(r.status, 204u) << r.body;
+  std::string biggest;
+  std::uintmax_t size = 0;
+  for (const auto& e : stdfs::recursive_directory_iterator(src_ + "/data")) {
+    if (e.is_regular_file() && e.file_size() > size) {
+      size = e.file_size();
+      biggest = e.path().lexically_relative(src_).string();
+    }
+  }
+  const std::string want = slurp(src_ + "/" + biggest);
+  std::vector<std::thread> readers;
+  std::atomic<int> good{0};
+  for (int i = 0; i < 100; ++i) {
+    readers.emplace_back([&] { good += slurp(mnt_ + "/snap/" + biggest) == want ? 1 : 0; });
+  }
+  for (auto& t : readers) t.join();
+  EXPECT_EQ(good.load(), 100);
+  expect_same("/snap");
+  auto s = fake.stats();
+  EXPECT_EQ(s["token_fetches"], 1);
+  EXPECT_EQ(s["auth_on_redirect"], 0);
+  EXPECT_GT(s["redirected_gets"].get<int>(), 0);
+  EXPECT_EQ(events()["total_errors"], 0);
 }
 
 }  // namespace
