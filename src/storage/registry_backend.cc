@@ -100,6 +100,71 @@ HttpClientOptions client_options(const config::RegistryConfig& cfg) {
 
 }  // namespace
 
+class RegistryBackend::Proxy {
+ public:
+  Proxy(const config::ProxyConfig& cfg, HttpClientOptions opts)
+      : url_(cfg.url), interval_(std::max<std::uint64_t>(cfg.check_interval, 1)), ping_(ping_options(opts)) {
+    while (url_.ends_with("/")) url_.pop_back();
+    if (cfg.ping_url.empty()) return;
+    ping_ok_ = ping(cfg.ping_url);  // the first answer decides before any request is sent
+    checker_ = std::thread([this, url = cfg.ping_url] { check_loop(url); });
+  }
+  ~Proxy() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (checker_.joinable()) checker_.join();
+  }
+
+  bool healthy() const {
+    std::lock_guard lock(mu_);
+    return ping_ok_ && Clock::now() >= unhealthy_until_;
+  }
+  void failed() {
+    std::lock_guard lock(mu_);
+    unhealthy_until_ = Clock::now() + interval_;
+  }
+  // `url` with its scheme and authority replaced by the proxy's.
+  std::string rewrite(const std::string& url) const {
+    auto scheme_end = url.find("://");
+    auto path = url.find('/', scheme_end == std::string::npos ? 0 : scheme_end + 3);
+    return url_ + (path == std::string::npos ? "/" : url.substr(path));
+  }
+
+ private:
+  // The ping must not hold up the backend's destruction for long, whatever `timeout` says.
+  static HttpClientOptions ping_options(HttpClientOptions o) {
+    o.timeout_s = o.timeout_s == 0 ? 5 : std::min<std::uint32_t>(o.timeout_s, 5);
+    o.connect_timeout_s = o.connect_timeout_s == 0 ? 5 : std::min<std::uint32_t>(o.connect_timeout_s, 5);
+    return o;
+  }
+  bool ping(const std::string& url) {
+    auto r = ping_.perform(HttpRequest{"GET", url, {}, "", nullptr});
+    return r && r->status < 500;
+  }
+  void check_loop(const std::string& url) {
+    std::unique_lock lock(mu_);
+    while (!cv_.wait_for(lock, interval_, [this] { return stop_; })) {
+      lock.unlock();
+      bool ok = ping(url);
+      lock.lock();
+      ping_ok_ = ok;
+    }
+  }
+
+  std::string url_;
+  const std::chrono::seconds interval_;
+  HttpClient ping_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;                        // guarded by mu_
+  bool ping_ok_ = true;                      // guarded by mu_
+  Clock::time_point unhealthy_until_{};      // guarded by mu_
+  std::thread checker_;
+};
+
 Result<std::unique_ptr<RegistryBackend>> RegistryBackend::create(const config::RegistryConfig& cfg) {
   if (cfg.host.empty() || cfg.repo.empty()) {
     return fail(ErrorCode::kInvalidArgument, "registry backend: `host` and `repo` must be set");
@@ -114,6 +179,26 @@ RegistryBackend::RegistryBackend(const config::RegistryConfig& cfg)
     : cfg_(cfg), env_headers_(env_headers()), http_(client_options(cfg)), metrics_("registry") {
   if (cfg.auth && !cfg.auth->empty()) basic_ = *cfg.auth;
   if (cfg.registry_token && !cfg.registry_token->empty()) static_token_ = *cfg.registry_token;
+  if (!cfg.proxy.url.empty()) proxy_ = std::make_unique<Proxy>(cfg.proxy, client_options(cfg));
+}
+
+RegistryBackend::~RegistryBackend() = default;
+
+tl::expected<HttpResponse, HttpError> RegistryBackend::send(const HttpRequest& req) {
+  if (!proxy_) return http_.perform(req);
+  if (proxy_->healthy()) {
+    HttpRequest via = req;
+    via.url = proxy_->rewrite(req.url);
+    auto r = http_.perform(via);
+    if (r && r->status < 500) return r;
+    proxy_->failed();
+    if (!cfg_.proxy.fallback) return r;
+  } else if (!cfg_.proxy.fallback) {
+    return tl::unexpected(HttpError{Error(ErrorCode::kIo, "registry: proxy " + HttpClient::loggable_url(cfg_.proxy.url) +
+                                                              " is unhealthy and fallback is off"),
+                                    true});
+  }
+  return http_.perform(req);
 }
 
 std::string RegistryBackend::blob_url(const std::string& blob_id) const {
@@ -253,7 +338,7 @@ tl::expected<HttpResponse, HttpError> RegistryBackend::registry_request(HttpRequ
     if (!auth) return tl::unexpected(HttpError{auth.error(), true});
     req.headers.resize(base);
     if (!auth->first.empty()) req.headers.push_back(auth->first);
-    auto r = http_.perform(req);
+    auto r = send(req);
     if (!r || r->status != 401 || round == 1) return r;
     if (auto u = on_unauthorized(*r, auth->second); !u) {
       return tl::unexpected(HttpError{u.error().with_context(req.method + " " + HttpClient::loggable_url(req.url)), false});

@@ -253,6 +253,47 @@ TEST_F(RegistryBackendTest, UnreachableHostIsAClearError) {
   EXPECT_EQ(r.error().message().find(kUserPassB64), std::string::npos);
 }
 
+// proxy: requests go through it while it is healthy; a failing proxy falls
+// back to the registry (fallback) or fails the read (no fallback).
+TEST_F(RegistryBackendTest, ProxyWhileHealthyElseFallbackOrError) {
+  SERVE_OR_SKIP({});
+  const std::string pdir = dir_.file("proxy");
+  std::filesystem::create_directories(pdir);
+  FakeRegistry proxy(pdir, blobs_, {"--repo", kRepo});
+  ASSERT_TRUE(proxy.up()) << proxy.log();
+  auto c = config();
+  c.proxy.url = proxy.url();
+  c.proxy.ping_url = proxy.url() + "/v2/";
+  c.proxy.check_interval = 3600;  // one failure keeps it out for the whole test
+  c.proxy.fallback = true;
+  auto b = backend(c);
+  EXPECT_EQ(check_read(*b, 0, 4096), "");
+  EXPECT_EQ(proxy.stats()["blob_gets"], 1);
+  EXPECT_EQ(server_->stats()["blob_gets"], 0);
+  proxy.control({{"faults", {"503"}}});
+  EXPECT_EQ(check_read(*b, 4096, 4096), "");  // 503 from the proxy: straight to the registry
+  EXPECT_EQ(check_read(*b, 8192, 4096), "");  // and it stays there while the proxy is out
+  EXPECT_EQ(proxy.stats()["blob_gets"], 2);
+  EXPECT_EQ(server_->stats()["blob_gets"], 2);
+
+  auto pinged = config();  // the proxy works but its ping does not: not used
+  pinged.proxy.url = proxy.url();
+  pinged.proxy.ping_url = "http://127.0.0.1:" + std::to_string(testutil::free_port()) + "/ping";
+  EXPECT_EQ(check_read(*backend(pinged), 0, 4096), "");
+  EXPECT_EQ(proxy.stats()["blob_gets"], 2);
+  EXPECT_EQ(server_->stats()["blob_gets"], 3);
+
+  auto dead = config();
+  dead.proxy.url = "http://127.0.0.1:" + std::to_string(testutil::free_port());
+  dead.proxy.fallback = true;
+  EXPECT_EQ(check_read(*backend(dead), 0, 4096), "");
+  dead.proxy.fallback = false;
+  std::vector<std::uint8_t> out(4096);
+  auto r = backend(dead)->read(id_, 0, out);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message().find("proxy"), std::string::npos) << r.error().message();
+}
+
 // http-proxy: the same checks without auth, over TCP and over a Unix socket.
 TEST_F(RegistryBackendTest, HttpProxyOverTcpAndUnixSocket) {
   const std::string sock = dir_.file("store.sock");

@@ -25,6 +25,14 @@
 // doubling, at most 2 s); other statuses are final. So a read ends within
 // about (retry_limit + 1) x (timeout + backoff).
 //
+// Proxy (`proxy.url`, e.g. a Dragonfly dfdaemon): registry requests (not
+// token requests, not redirect targets) go to `<proxy.url><path>?<query>`
+// while the proxy is healthy. Health: a thread GETs `ping_url` every
+// `check_interval` s (healthy: any answer below 500); and a proxied request
+// that fails to connect or answers >= 500 marks the proxy unhealthy for
+// `check_interval` s. With `fallback` the request then goes to the registry
+// directly; without it the failure is the request's.
+//
 // Extra headers: every environment variable `NYDUS_HEADER_<Name>=<value>`
 // present when the backend is created adds `<Name>: <value>` to registry
 // requests ('_' in Name becomes '-').
@@ -53,6 +61,7 @@ class RegistryBackend final : public BlobBackend {
  public:
   // kInvalidArgument when host or repo is empty or scheme is not http(s).
   static Result<std::unique_ptr<RegistryBackend>> create(const config::RegistryConfig& cfg);
+  ~RegistryBackend() override;  // stops the proxy health check
 
   Result<std::size_t> read(const std::string& blob_id, std::uint64_t offset,
                            std::span<std::uint8_t> out) override;
@@ -72,6 +81,7 @@ class RegistryBackend final : public BlobBackend {
   struct Challenge {
     std::string realm, service, scope;
   };
+  class Proxy;  // health of `proxy.url`, see registry_backend.cc
   struct Token {
     std::string token;
     std::chrono::seconds life;
@@ -79,6 +89,9 @@ class RegistryBackend final : public BlobBackend {
   };
 
   explicit RegistryBackend(const config::RegistryConfig& cfg);
+  // One registry request: through the proxy while it is healthy, else (or
+  // on its failure, with fallback) directly.
+  tl::expected<HttpResponse, HttpError> send(const HttpRequest& req);
 
   std::string blob_url(const std::string& blob_id) const;
   std::vector<std::string> base_headers() const;
@@ -99,6 +112,7 @@ class RegistryBackend final : public BlobBackend {
   const std::vector<std::string> env_headers_;
   HttpClient http_;
   BackendMetrics metrics_;
+  std::unique_ptr<Proxy> proxy_;  // null without proxy.url
 
   mutable std::mutex mu_;
   std::condition_variable token_cv_;
