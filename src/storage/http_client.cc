@@ -240,7 +240,8 @@ tl::expected<HttpResponse, HttpError> HttpClient::perform(const HttpRequest& req
   curl_blob ca{ca_bundle_.data(), ca_bundle_.size(), CURL_BLOB_NOCOPY};
   if (!ca_bundle_.empty()) curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &ca);
   if (!opts_.unix_socket.empty()) curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, opts_.unix_socket.c_str());
-  curl_easy_setopt(c, CURLOPT_PROXY, opts_.proxy.c_str());  // "" = no proxy, even if the environment names one
+  // Unset: libcurl honours http_proxy / https_proxy / no_proxy, as upstream's HTTP client does.
+  if (!opts_.proxy.empty()) curl_easy_setopt(c, CURLOPT_PROXY, opts_.proxy.c_str());
   if (req.method == "HEAD") {
     curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
   } else if (req.method == "POST") {

@@ -346,8 +346,9 @@ tl::expected<HttpResponse, HttpError> RegistryBackend::registry_request(HttpRequ
   }
 }
 
-// One GET or HEAD of a blob: through a cached redirect when there is one,
-// else the registry (following one redirect, without credentials).
+// One GET or HEAD of a blob: a GET through its cached redirect when there is
+// one, else the registry (following one redirect, without credentials).
+// Only GET redirects are cached: a presigned URL is signed for one method.
 tl::expected<HttpResponse, HttpError> RegistryBackend::blob_request(const std::string& blob_id, HttpRequest req) {
   const std::string url = blob_url(blob_id);
   std::string cached;
@@ -359,7 +360,7 @@ tl::expected<HttpResponse, HttpError> RegistryBackend::blob_request(const std::s
     std::lock_guard lock(mu_);
     redirects_.erase(blob_id);
   };
-  if (!cached.empty()) {
+  if (!cached.empty() && req.method == "GET") {
     HttpRequest direct = req;
     direct.url = cached;
     auto r = http_.perform(direct);
@@ -373,7 +374,7 @@ tl::expected<HttpResponse, HttpError> RegistryBackend::blob_request(const std::s
   auto r = registry_request(req);
   if (!r || r->status < 300 || r->status >= 400) return r;
   if (r->redirect_url.empty()) return r;
-  {
+  if (req.method == "GET") {
     std::lock_guard lock(mu_);
     redirects_[blob_id] = r->redirect_url;
   }

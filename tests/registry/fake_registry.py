@@ -16,7 +16,8 @@ Control, on the first port, without auth:
                    faults apply to the next blob requests, one each, in order:
                    503 | 429 | reset | hang | truncate | bad_range | full200
   GET  /_stats     JSON counters: token_fetches, token_posts, blob_gets,
-                   blob_heads, redirected_gets, auth_on_redirect
+                   blob_heads, redirected_gets, auth_on_redirect, test_header
+                   (blob requests with `X-Nydus-Test: on`), test_header_on_redirect
 Prints "PORTS <registry> <store>" on stdout once both ports listen; runs until killed.
 """
 import argparse
@@ -35,7 +36,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 LOCK = threading.Lock()
 STATE = {"faults": [], "redirect": False, "tokens": {}, "serial": 0}
 STATS = {"token_fetches": 0, "token_posts": 0, "blob_gets": 0, "blob_heads": 0,
-         "redirected_gets": 0, "auth_on_redirect": 0}
+         "redirected_gets": 0, "auth_on_redirect": 0, "test_header": 0, "test_header_on_redirect": 0}
 ARGS = None
 BLOB_RE = re.compile(r"^/v2/(.+)/blobs/sha256:([0-9a-f]{64})$")
 HANG = threading.Event()  # never set: a "hang" fault waits until the client gives up
@@ -151,6 +152,8 @@ class Registry(Handler):
 
     def blob(self, digest):
         bump("blob_heads" if self.command == "HEAD" else "blob_gets")
+        if self.headers.get("X-Nydus-Test") == "on":
+            bump("test_header")
         if not self.authorized():
             return
         fault = next_fault() if self.command == "GET" else None
@@ -204,6 +207,8 @@ class Store(Handler):
             bump("auth_on_redirect")
             return self.reply(400, b"<Error>Only one auth mechanism allowed</Error>")
         bump("redirected_gets")
+        if self.headers.get("X-Nydus-Test"):
+            bump("test_header_on_redirect")
         digest = self.path.split("?")[0].rsplit("/", 1)[-1]
         path = blob_path(digest)
         if not os.path.exists(path):

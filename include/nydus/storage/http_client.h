@@ -34,7 +34,7 @@ struct HttpClientOptions {
   bool skip_verify = false;              // accept any TLS certificate
   std::vector<std::string> ca_cert_files{};  // PEM files trusted in addition to the system store
   std::string unix_socket{};             // connect here instead of the URL's host (http-proxy)
-  std::string proxy{};                   // forward every request through this proxy URL
+  std::string proxy{};                   // forward every request through this proxy URL; "" = the environment's
 };
 
 // Where the body of a ranged GET goes. A 206 body is copied to `out` (a
