@@ -252,7 +252,7 @@ Result<std::pair<std::string, std::uint64_t>> RegistryBackend::auth_header() {
     token_ = std::move(got->token);
     token_via_get_ = got->via_get;
     auto life = got->life;
-    auto margin = std::min<std::chrono::milliseconds>(kMaxRefreshMargin, life / 10);
+    auto margin = std::min<std::chrono::milliseconds>(kMaxRefreshMargin, std::chrono::milliseconds(life) / 10);
     token_expires_at_ = Clock::now() + life;
     token_refresh_at_ = token_expires_at_ - margin;
   }

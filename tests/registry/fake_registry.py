@@ -17,7 +17,8 @@ Control, on the first port, without auth:
                    503 | 429 | reset | hang | truncate | bad_range | full200
   GET  /_stats     JSON counters: token_fetches, token_posts, blob_gets,
                    blob_heads, redirected_gets, auth_on_redirect, test_header
-                   (blob requests with `X-Nydus-Test: on`), test_header_on_redirect
+                   (blob requests with `X-Nydus-Test: on`), test_header_on_redirect,
+                   unauthorized (bearer 401 answers)
 Prints "PORTS <registry> <store>" on stdout once both ports listen; runs until killed.
 """
 import argparse
@@ -36,7 +37,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 LOCK = threading.Lock()
 STATE = {"faults": [], "redirect": False, "tokens": {}, "serial": 0}
 STATS = {"token_fetches": 0, "token_posts": 0, "blob_gets": 0, "blob_heads": 0,
-         "redirected_gets": 0, "auth_on_redirect": 0, "test_header": 0, "test_header_on_redirect": 0}
+         "redirected_gets": 0, "auth_on_redirect": 0, "test_header": 0, "test_header_on_redirect": 0,
+         "unauthorized": 0}
 ARGS = None
 BLOB_RE = re.compile(r"^/v2/(.+)/blobs/sha256:([0-9a-f]{64})$")
 HANG = threading.Event()  # never set: a "hang" fault waits until the client gives up
@@ -117,6 +119,7 @@ class Registry(Handler):
             exp = STATE["tokens"].get(tok)
         if exp is not None and (exp == 0 or time.time() < exp):
             return True
+        bump("unauthorized")
         port = self.server.server_address[1]
         challenge = 'Bearer realm="http://127.0.0.1:%d/token",service="fake-registry",scope="repository:%s:pull"' % (
             port, ARGS.repo)

@@ -150,6 +150,22 @@ TEST_F(RegistryBackendTest, RefusedTokenIsFetchedAgainOnce) {
   EXPECT_EQ(server_->stats()["token_fetches"], 2);
 }
 
+// A token is renewed shortly before its expires_in runs out, so the registry
+// never has to refuse an expired one. Reads go on until the second fetch
+// (hang guard 30 s); the only 401 is the first request's challenge.
+TEST_F(RegistryBackendTest, TokenIsRenewedBeforeItExpires) {
+  SERVE_OR_SKIP({"--auth", "bearer", "--expires-in", "5"});
+  auto b = backend(config());
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (b->token_fetches() < 2 && std::chrono::steady_clock::now() < deadline) {
+    ASSERT_EQ(check_read(*b, 0, 4096), "");
+  }
+  EXPECT_EQ(b->token_fetches(), 2u);
+  auto s = server_->stats();
+  EXPECT_EQ(s["token_fetches"], 2);
+  EXPECT_EQ(s["unauthorized"], 1);
+}
+
 TEST_F(RegistryBackendTest, TokenByGetWhenPostIsRefusedAndGetRemembered) {
   SERVE_OR_SKIP({"--auth", "bearer", "--no-post-token", "--user", kUserPass});
   auto c = config();
