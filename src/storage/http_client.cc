@@ -42,6 +42,8 @@ struct Transfer {
   HttpResponse resp;
   bool window_full_stop = false;  // we ended the transfer on purpose
   std::uint64_t skipped = 0;       // body bytes dropped before the window
+  std::size_t header_bytes = 0;    // of the current response, bounded by kMaxHeaders
+  bool headers_too_big = false;
 };
 
 std::size_t on_header(char* data, std::size_t size, std::size_t n, void* user) {
@@ -49,7 +51,13 @@ std::size_t on_header(char* data, std::size_t size, std::size_t n, void* user) {
   std::string_view line(data, size * n);
   if (line.starts_with("HTTP/")) {
     t->resp.headers.clear();  // a new response (after 100 Continue): start over
+    t->header_bytes = 0;
     return size * n;
+  }
+  t->header_bytes += line.size();
+  if (t->header_bytes > HttpClient::kMaxHeaders) {
+    t->headers_too_big = true;
+    return 0;  // ends the transfer: a server may not make us hold unbounded headers
   }
   auto colon = line.find(':');
   if (colon != std::string_view::npos) t->resp.headers[lower(trim(line.substr(0, colon)))] = trim(line.substr(colon + 1));
@@ -258,7 +266,9 @@ tl::expected<HttpResponse, HttpError> HttpClient::perform(const HttpRequest& req
   give_back(c);
   if (rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && t.window_full_stop)) return std::move(t.resp);
   if (rc == CURLE_WRITE_ERROR && t.resp.window_overflow) return std::move(t.resp);
-  std::string what = errbuf[0] != 0 ? std::string(errbuf) : std::string(curl_easy_strerror(rc));
+  std::string what = t.headers_too_big ? "response headers over " + std::to_string(kMaxHeaders) + " bytes"
+                     : errbuf[0] != 0  ? std::string(errbuf)
+                                       : std::string(curl_easy_strerror(rc));
   return tl::unexpected(HttpError{Error(ErrorCode::kIo, req.method + " " + loggable_url(req.url) + ": " + what),
                                   transient(rc)});
 }

@@ -14,7 +14,8 @@ never expire when it is 0 and the reply has no expires_in).
 Control, on the first port, without auth:
   POST /_control   JSON {"faults": [...], "redirect": bool, "expire_tokens": bool}
                    faults apply to the next blob requests, one each, in order:
-                   503 | 429 | reset | hang | truncate | bad_range | full200
+                   503 | 429 | reset | hang | truncate | bad_range | full200 |
+                   huge_headers
   GET  /_stats     JSON counters: token_fetches, token_posts, blob_gets,
                    blob_heads, redirected_gets, auth_on_redirect, test_header
                    (blob requests with `X-Nydus-Test: on`), test_header_on_redirect,
@@ -163,6 +164,12 @@ class Registry(Handler):
         if fault in ("503", "429"):
             return self.reply(int(fault), b"busy")
         if fault == "reset":
+            return self.reset()
+        if fault == "huge_headers":  # 1 MiB of headers, then nothing
+            self.send_response(206)
+            for i in range(1024):
+                self.send_header("X-Filler-%d" % i, "f" * 1000)
+            self.end_headers()
             return self.reset()
         if fault == "hang":
             HANG.wait(3600)

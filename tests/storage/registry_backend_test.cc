@@ -194,7 +194,7 @@ TEST_F(RegistryBackendTest, RedirectTargetGetsNoAuthorizationAndIsCachedPerBlob)
 TEST_F(RegistryBackendTest, TransientFaultsAreRetriedToTheRightBytes) {
   SERVE_OR_SKIP({"--auth", "bearer", "--expires-in", "600"});
   auto b = backend(config());
-  for (std::string fault : {"503", "429", "reset", "truncate", "bad_range", "full200"}) {
+  for (std::string fault : {"503", "429", "reset", "truncate", "bad_range", "full200", "huge_headers"}) {
     SCOPED_TRACE(fault);
     server_->control({{"faults", {fault}}});
     EXPECT_EQ(check_read(*b, 1 << 20, 300000), "");
@@ -210,7 +210,7 @@ TEST_F(RegistryBackendTest, PersistentFaultsAreCleanErrorsWithoutSecrets) {
   auto c = config();
   c.registry_token = "static-secret-token";
   auto b = backend(c);
-  for (std::string fault : {"503", "truncate", "bad_range"}) {
+  for (std::string fault : {"503", "truncate", "bad_range", "huge_headers"}) {
     SCOPED_TRACE(fault);
     server_->control({{"redirect", false}, {"faults", {fault, fault, fault}}});
     std::vector<std::uint8_t> out(4096);
@@ -221,9 +221,12 @@ TEST_F(RegistryBackendTest, PersistentFaultsAreCleanErrorsWithoutSecrets) {
     EXPECT_NE(m.find("after 3 attempts"), std::string::npos) << m;
     EXPECT_EQ(m.find("static-secret-token"), std::string::npos) << m;
     EXPECT_EQ(m.find("tok-"), std::string::npos) << m;
+    if (fault == "huge_headers") {
+      EXPECT_NE(m.find("response headers over"), std::string::npos) << m;
+    }
   }
   EXPECT_GT(server_->stats()["token_fetches"].get<int>(), 0);  // the static token was refused: the challenge ran
-  EXPECT_EQ(b->metrics().read_errors(), 3u);
+  EXPECT_EQ(b->metrics().read_errors(), 4u);
 }
 
 TEST_F(RegistryBackendTest, UnansweredRequestsEndWithinTimeoutTimesAttempts) {

@@ -74,7 +74,8 @@ struct HttpError {
 
 class HttpClient {
  public:
-  static constexpr std::size_t kMaxBody = 64 * 1024;
+  static constexpr std::size_t kMaxBody = 64 * 1024;      // kept of a non-window body
+  static constexpr std::size_t kMaxHeaders = 256 * 1024;  // a response with more header bytes fails
   static constexpr std::size_t kMaxIdleHandles = 32;
 
   explicit HttpClient(HttpClientOptions opts);
