@@ -165,12 +165,19 @@ class Registry(Handler):
             return self.reply(int(fault), b"busy")
         if fault == "reset":
             return self.reset()
-        if fault == "huge_headers":  # 1 MiB of headers, then nothing
-            self.send_response(206)
-            for i in range(1024):
-                self.send_header("X-Filler-%d" % i, "f" * 1000)
-            self.end_headers()
-            return self.reset()
+        if fault == "huge_headers":  # 1 MiB of headers; the client must give up, not us
+            self.close_connection = True
+            try:
+                self.send_response(206)
+                for i in range(1024):
+                    self.send_header("X-Filler-%d" % i, "f" * 1000)
+                self.end_headers()
+                self.connection.settimeout(60)
+                while self.connection.recv(65536):
+                    pass
+            except OSError:
+                pass
+            return
         if fault == "hang":
             HANG.wait(3600)
             return self.reset()
