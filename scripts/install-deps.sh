@@ -12,6 +12,7 @@ packages=(
   liblz4-dev libzstd-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-14 libclang-rt-14-dev llvm-14
+  libcurl4-openssl-dev docker-registry apache2-utils openssl
   curl python3 procps erofs-utils
 )
 

@@ -258,6 +258,7 @@ ApiResult Daemon::update_config(const api::UpdateConfig& r) {
     spdlog::warn("config update refused: {}", res.error().message());
     return tl::unexpected(ApiError::payload_type(ErrorCode::kInvalidArgument));
   }
+  if (auto it = r.values.find("registry_auth"); fs_ && it != r.values.end()) fs_->renew_credentials(r.id, it->second);
   return ApiResponsePayload::empty();
 }
 

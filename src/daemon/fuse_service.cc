@@ -166,9 +166,10 @@ Result<std::shared_ptr<fs::RafsFs>> FuseService::make_rafs(const MountRequest& r
   if (!c.backend) return tl::unexpected(rafs_error(Error(ErrorCode::kInvalidArgument, "no backend configured")));
   auto backend = storage::create_backend(*c.backend);
   if (!backend) return tl::unexpected(rafs_error(backend.error()));
+  std::shared_ptr<storage::BlobBackend> shared_backend = std::move(*backend);
   fs::RafsOptions o;
   o.bootstrap = req.source;
-  o.image.backend = std::shared_ptr<storage::BlobBackend>(std::move(*backend));
+  o.image.backend = shared_backend;
   o.image.chunk_cache = chunk_cache_;
   o.image.digest_validate = (c.rafs && c.rafs->validate) || (c.cache && c.cache->validate);
   if (c.cache && c.cache->filecache && (c.cache->type == "blobcache" || c.cache->type == "filecache")) {
@@ -182,6 +183,14 @@ Result<std::shared_ptr<fs::RafsFs>> FuseService::make_rafs(const MountRequest& r
   }
   auto fs = fs::RafsFs::open(std::move(o));
   if (!fs) return tl::unexpected(rafs_error(fs.error()));
+  // A remote blob is asked for its size now, so that a wrong host,
+  // credentials or repository is a mount error with the reason rather than
+  // EIO on the first read.
+  if (c.backend->type != "localfs") {
+    for (const auto& blob : (*fs)->image().blobs()) {
+      if (auto s = shared_backend->blob_size(blob.blob_id); !s) return tl::unexpected(rafs_error(s.error()));
+    }
+  }
   return std::move(*fs);
 }
 
@@ -257,6 +266,19 @@ bool FuseService::is_mounted(const std::string& mountpoint) const {
 }
 
 std::uint64_t FuseService::mounts_generation() const { return generation_.load(); }
+
+void FuseService::renew_credentials(const std::optional<std::string>& id, const std::string& auth) {
+  std::optional<std::string> mp;
+  if (id && !id->empty()) {
+    auto n = fs::PseudoFs::normalize(*id);
+    if (!n) return;
+    mp = *n;
+  }
+  std::lock_guard lock(mu_);
+  for (auto& [path, rec] : records_) {
+    if (rec.rafs && (!mp || *mp == path)) rec.rafs->backend()->renew_credentials(auth);
+  }
+}
 
 std::vector<MountInfo> FuseService::mounts() const {
   std::lock_guard lock(mu_);

@@ -15,6 +15,8 @@
 #include <nlohmann/json.hpp>
 
 #include "file_io.h"
+#include "nydus/storage/http_proxy_backend.h"
+#include "nydus/storage/registry_backend.h"
 
 namespace nydus::storage {
 
@@ -186,6 +188,18 @@ Result<std::unique_ptr<BlobBackend>> create_backend(const config::BackendConfigV
   if (cfg.type == "localfs") {
     if (!cfg.localfs) return fail(ErrorCode::kInvalidArgument, "backend type `localfs` without a `localfs` section");
     auto b = LocalFsBackend::create(*cfg.localfs);
+    if (!b) return tl::unexpected(b.error());
+    return std::unique_ptr<BlobBackend>(std::move(*b));
+  }
+  if (cfg.type == "registry") {
+    if (!cfg.registry) return fail(ErrorCode::kInvalidArgument, "backend type `registry` without a `registry` section");
+    auto b = RegistryBackend::create(*cfg.registry);
+    if (!b) return tl::unexpected(b.error());
+    return std::unique_ptr<BlobBackend>(std::move(*b));
+  }
+  if (cfg.type == "http-proxy") {
+    if (!cfg.http_proxy) return fail(ErrorCode::kInvalidArgument, "backend type `http-proxy` without an `http-proxy` section");
+    auto b = HttpProxyBackend::create(*cfg.http_proxy);
     if (!b) return tl::unexpected(b.error());
     return std::unique_ptr<BlobBackend>(std::move(*b));
   }

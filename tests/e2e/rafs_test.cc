@@ -328,7 +328,7 @@ TEST_F(RafsE2eTest, UnservableBackendIsA500WithTheReason) {
   ASSERT_TRUE(storage::build_image_files(src, {}, dir_.file("img.boot"), blobs));
   start();
   std::string config = Json{{"version", 2},
-                            {"backend", {{"type", "registry"}, {"registry", {{"host", "registry.example"}, {"repo", "library/app"}}}}},
+                            {"backend", {{"type", "oss"}, {"oss", {{"endpoint", "oss.example"}, {"bucket_name", "b"}}}}},
                             {"cache", {{"type", ""}}},
                             {"rafs", {{"mode", "direct"}}}}
                            .dump();
@@ -336,7 +336,7 @@ TEST_F(RafsE2eTest, UnservableBackendIsA500WithTheReason) {
   EXPECT_EQ(r.status, 500u) << r.body;
   auto body = Json::parse(r.body);
   EXPECT_EQ(body["code"], "InvalidArgument") << r.body;
-  EXPECT_NE(body["message"].get<std::string>().find("RAFS failed to handle request, backend type `registry`"),
+  EXPECT_NE(body["message"].get<std::string>().find("RAFS failed to handle request, backend type `oss`"),
             std::string::npos)
       << r.body;
   EXPECT_EQ(call("GET", "/api/v1/daemon/backend?mountpoint=/reg").status, 500u);  // nothing mounted

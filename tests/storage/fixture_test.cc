@@ -211,10 +211,14 @@ TEST(Fixture, AltDirFindsBlob) {
 TEST(Backend, ConfigChecks) {
   EXPECT_FALSE(LocalFsBackend::create(config::LocalFsConfig{}));
   config::BackendConfigV2 c;
-  c.type = "registry";
+  c.type = "oss";
   auto b = create_backend(c);
   ASSERT_FALSE(b);
   EXPECT_EQ(b.error().code(), ErrorCode::kUnsupported);
+  c.type = "registry";  // served, but needs its section
+  b = create_backend(c);
+  ASSERT_FALSE(b);
+  EXPECT_EQ(b.error().code(), ErrorCode::kInvalidArgument);
   c.type = "localfs";
   EXPECT_FALSE(create_backend(c));
   c.localfs = config::LocalFsConfig{.blob_file = "", .dir = "/tmp", .alt_dirs = {}};

@@ -71,6 +71,10 @@ class FsService {
   // RAFS super-block summary (§4.9). kNotFound: nothing mounted; kInvalidArgument
   // with "filesystem type mismatch, expect RAFS" for a passthrough instance.
   virtual Result<std::string> backend_info(const std::string& mountpoint) = 0;
+  // New registry credentials (PUT /api/v1/config registry_auth, base64
+  // user:pass) for the instance mounted at `id`, or every instance without
+  // it; backends use them from their next request on. Must not block on I/O.
+  virtual void renew_credentials(const std::optional<std::string>& /*id*/, const std::string& /*auth*/) {}
 };
 
 }  // namespace nydus::daemon

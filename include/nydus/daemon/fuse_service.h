@@ -93,6 +93,7 @@ class FuseService final : public FsService {
   Result<std::string> blobcache_metrics(const std::optional<std::string>& id) override;
   std::optional<std::string> inflight_metrics() override;
   Result<std::string> backend_info(const std::string& mountpoint) override;
+  void renew_credentials(const std::optional<std::string>& id, const std::string& auth) override;
 
  private:
   struct Record {

@@ -72,6 +72,7 @@ class RafsFs final : public Filesystem {
 
   const storage::Image& image() const { return *image_; }
   const storage::BlobBackend* backend() const { return options_.image.backend.get(); }
+  storage::BlobBackend* backend() { return options_.image.backend.get(); }
   const std::string& bootstrap() const { return options_.bootstrap; }
 
   Ino root() const override;

@@ -77,6 +77,10 @@ class BlobBackend {
   virtual Result<std::uint64_t> blob_size(const std::string& blob_id) = 0;
 
   virtual const BackendMetrics& metrics() const = 0;
+
+  // New credentials (base64 "user:pass") for a remote backend, used from the
+  // next request on; backends without credentials ignore them.
+  virtual void renew_credentials(const std::string& /*auth*/) {}
 };
 
 // Blobs from host files. A blob must be a regular file (kIo otherwise: a FIFO
@@ -120,8 +124,9 @@ class MemoryBackend final : public BlobBackend {
   BackendMetrics metrics_;
 };
 
-// The backend a ConfigV2 `backend` section names. Only `localfs` exists so
-// far; other types give kUnsupported, a missing section kInvalidArgument.
+// The backend a ConfigV2 `backend` section names: `localfs`, `registry`
+// (registry_backend.h), `http-proxy` (http_proxy_backend.h); other types give kUnsupported, a missing section
+// kInvalidArgument.
 Result<std::unique_ptr<BlobBackend>> create_backend(const config::BackendConfigV2& cfg);
 
 }  // namespace nydus::storage
