@@ -32,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "nydus/fs/fuse_server.h"
 #include "nydus/fs/pseudo_fs.h"
 #include "nydus/fs/rafs_fs.h"
@@ -40,51 +41,15 @@
 namespace {
 
 namespace stdfs = std::filesystem;
+using nydus::bench::drop_caches;
+using nydus::bench::sh;
+using nydus::bench::sh_out;
 using Clock = std::chrono::steady_clock;
 constexpr std::uint64_t kFileSize = 256ull << 20;
 constexpr std::size_t kIo = 4096;
 constexpr int kRandomReads = 8192;
 
-int sh(const std::string& cmd) { return std::system(cmd.c_str()); }
-
-std::string sh_out(const std::string& cmd) {
-  std::string out;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return out;
-  char buf[256];
-  while (std::fgets(buf, sizeof buf, p)) out += buf;
-  ::pclose(p);
-  while (!out.empty() && out.back() == '\n') out.pop_back();
-  return out;
-}
-
-void drop_caches() {
-  ::sync();
-  std::ofstream("/proc/sys/vm/drop_caches") << "3\n";
-}
-
-// Words from a small vocabulary with random separators: compressible like text, never repeating.
-void make_source(const std::string& path) {
-  if (stdfs::exists(path) && stdfs::file_size(path) == kFileSize) return;
-  static const char* kWords[] = {"nydus", "image", "chunk", "blob", "lazy", "fuse", "erofs", "layer",
-                                 "container", "snapshot", "registry", "bootstrap", "inode", "digest", "zstd", "read"};
-  std::mt19937_64 rng(42);
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  std::string buf;
-  std::uint64_t written = 0;
-  while (written < kFileSize) {
-    buf.clear();
-    while (buf.size() < (1 << 20)) {
-      std::uint64_t r = rng();
-      buf += kWords[r & 15];
-      buf += " \n,.;:"[(r >> 4) % 6];
-      buf += std::to_string((r >> 8) & 0xfff);
-    }
-    std::size_t n = std::size_t(std::min<std::uint64_t>(buf.size(), kFileSize - written));
-    f.write(buf.data(), std::streamsize(n));
-    written += n;
-  }
-}
+void make_source(const std::string& path) { nydus::bench::make_text_file(path, kFileSize); }
 
 double seq_read(const std::string& path) {
   drop_caches();

@@ -31,6 +31,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.h"
 #include "nydus/fs/fuse_server.h"
 #include "nydus/fs/pseudo_fs.h"
 #include "nydus/fs/rafs_fs.h"
@@ -40,6 +41,9 @@
 namespace {
 
 namespace stdfs = std::filesystem;
+using nydus::bench::drop_caches;
+using nydus::bench::sh;
+using nydus::bench::sh_out;
 using Clock = std::chrono::steady_clock;
 constexpr std::uint64_t kFileSize = 256ull << 20;
 constexpr int kRandomReads = 1024;
@@ -48,46 +52,7 @@ const char* kPass = "bench-pass";
 const char* kAuth = "YmVuY2g6YmVuY2gtcGFzcw==";  // base64 bench:bench-pass
 const char* kRepo = "bench/image";
 
-int sh(const std::string& cmd) { return std::system(cmd.c_str()); }
-
-std::string sh_out(const std::string& cmd) {
-  std::string out;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return out;
-  char buf[512];
-  while (std::fgets(buf, sizeof buf, p)) out += buf;
-  ::pclose(p);
-  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
-  return out;
-}
-
-void drop_caches() {
-  ::sync();
-  std::ofstream("/proc/sys/vm/drop_caches") << "3\n";
-}
-
-// Text-like bytes (~3x compressible by zstd), as rafs_bench.
-void make_source(const std::string& path) {
-  if (stdfs::exists(path) && stdfs::file_size(path) == kFileSize) return;
-  static const char* kWords[] = {"nydus", "image", "chunk", "blob", "lazy", "fuse", "erofs", "layer",
-                                 "container", "snapshot", "registry", "bootstrap", "inode", "digest", "zstd", "read"};
-  std::mt19937_64 rng(42);
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  std::string buf;
-  std::uint64_t written = 0;
-  while (written < kFileSize) {
-    buf.clear();
-    while (buf.size() < (1 << 20)) {
-      std::uint64_t r = rng();
-      buf += kWords[r & 15];
-      buf += " \n,.;:"[(r >> 4) % 6];
-      buf += std::to_string((r >> 8) & 0xfff);
-    }
-    std::size_t n = std::size_t(std::min<std::uint64_t>(buf.size(), kFileSize - written));
-    f.write(buf.data(), std::streamsize(n));
-    written += n;
-  }
-}
+void make_source(const std::string& path) { nydus::bench::make_text_file(path, kFileSize); }
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
