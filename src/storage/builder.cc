@@ -108,16 +108,37 @@ Result<void> read_xattrs(Node& n) {
   return {};
 }
 
+// Builder-chosen places (rafs-format.md 1.2-1.5): the inode area starts at
+// block 1 with the root at nid 128, so nid 0 is never an inode; the blob table
+// sits at the second block, the prefetch table right after its one entry.
+constexpr std::uint64_t kRootNid = 128;
+constexpr std::uint64_t kBlobTableOffset = kBs;
+constexpr std::uint64_t kPrefetchTableOffset = kBlobTableOffset + kBlobEntrySize;
+constexpr std::size_t kMaxPrefetch = 900;  // what fits between the blob table and the inodes
+static_assert(kPrefetchTableOffset + kMaxPrefetch * kPrefetchEntrySize <= kMetaBlkaddr * kBs + kRootNid * kInodeSlotSize);
+
 class Builder {
  public:
   explicit Builder(const BuildOptions& o) : opt_(o) {}
   Result<BuildResult> run(const std::string& src);
 
  private:
+  // 1. scan
   Result<std::unique_ptr<Node>> scan(const std::string& path, const std::string& name, Node* parent);
+  // 2. chunk
   Result<void> chunk_file(Node& n);
   Result<std::uint32_t> add_chunk(std::span<const std::uint8_t> data, bool zero);
-  void write_inode(std::vector<std::uint8_t>& img, const Node& n);
+  // 3. layout
+  Result<void> size_node(Node& n) const;
+  void place_inodes();
+  Result<BlobInfo> finish_blob();
+  Result<std::vector<std::uint32_t>> prefetch_nids(const Node& root) const;
+  // 4. write
+  void write_super(std::vector<std::uint8_t>& img, const Node& root, const BlobInfo& bi,
+                   const std::vector<std::uint32_t>& prefetch) const;
+  void write_inode(std::vector<std::uint8_t>& img, const Node& n) const;
+  void write_data(std::vector<std::uint8_t>& img, const Node& n) const;
+  void write_chunk_table(std::vector<std::uint8_t>& img) const;
 
   BuildOptions opt_;
   std::map<std::pair<dev_t, ino_t>, Node*> inodes_by_id_;
@@ -129,6 +150,9 @@ class Builder {
   std::vector<Digest> digests_;
   std::uint64_t ucur_ = 0;
   bool any_xattr_ = false;
+  // Layout results.
+  std::vector<Node*> order_;  // inode owners, breadth-first (hardlink duplicates excluded)
+  std::uint64_t chunk_table_offset_ = 0, chunk_table_size_ = 0, total_ = 0;
 };
 
 Result<std::unique_ptr<Node>> Builder::scan(const std::string& path, const std::string& name, Node* parent) {
@@ -273,151 +297,90 @@ std::uint8_t file_type(mode_t m) {
   return kFtUnknown;
 }
 
-void Builder::write_inode(std::vector<std::uint8_t>& img, const Node& n) {
-  std::uint8_t* p = img.data() + n.pos;
-  put16(p, std::uint16_t((n.extended ? 1 : 0) | n.layout << 1));
-  put16(p + 2, std::uint16_t(n.xattr_size ? (n.xattr_size - 12) / 4 + 1 : 0));
-  put16(p + 4, std::uint16_t(n.st.st_mode));
-  put32(p + 16, n.u);
-  put32(p + 20, std::uint32_t(n.st.st_ino));
-  if (n.extended) {
-    put64(p + 8, n.size);
-    put32(p + 24, n.st.st_uid);
-    put32(p + 28, n.st.st_gid);
-    put64(p + 32, std::uint64_t(n.st.st_mtim.tv_sec));
-    put32(p + 40, std::uint32_t(n.st.st_mtim.tv_nsec));
-    put32(p + 44, n.nlink);
-  } else {
-    put16(p + 6, std::uint16_t(n.nlink));
-    put32(p + 8, std::uint32_t(n.size));
-    put16(p + 24, std::uint16_t(n.st.st_uid));
-    put16(p + 26, std::uint16_t(n.st.st_gid));
-  }
-  std::uint64_t q = n.pos + (n.extended ? kExtendedInodeSize : kCompactInodeSize);
-  if (n.xattr_size) {
-    q += 12;  // header: no name filter, no shared xattrs
-    for (const auto& x : n.xattrs) {
-      std::uint8_t* e = img.data() + q;
-      e[0] = std::uint8_t(x.suffix.size());
-      e[1] = x.index;
-      put16(e + 2, std::uint16_t(x.value.size()));
-      std::copy(x.suffix.begin(), x.suffix.end(), e + 4);
-      std::copy(x.value.begin(), x.value.end(), e + 4 + x.suffix.size());
-      q += align_up(4 + x.suffix.size() + x.value.size(), 4);
-    }
-  }
-  if (!n.chunk_refs.empty()) {
-    std::uint64_t base = align_up(q, 8);
-    for (std::size_t i = 0; i < n.chunk_refs.size(); ++i) {
-      auto [ci, blkaddr] = n.chunk_refs[i];
-      std::uint8_t* e = img.data() + base + i * 8;
-      put16(e, std::uint16_t(ci & 0xFFFF));
-      put16(e + 2, std::uint16_t(1 | ((ci >> 16) & 0xFF) << 8));
-      put32(e + 4, blkaddr);
-    }
-  }
+// Record bytes of an inode: the inode, its xattr body and, for a regular
+// file, the 8-aligned chunk indexes; a tail-packed block follows it instead.
+std::uint64_t inode_core(const Node& n) {
+  return (n.extended ? kExtendedInodeSize : kCompactInodeSize) + n.xattr_size;
+}
+// Bytes of the last (partial) block of a flat inode.
+std::uint64_t tail_bytes(const Node& n) { return n.size - (n.size == 0 ? 0 : (n.size - 1) / kBs * kBs); }
+std::uint64_t xattr_entry_size(const Xattr& x) {
+  return align_up(kXattrEntryHeaderSize + x.suffix.size() + x.value.size(), kXattrAlign);
 }
 
-Result<BuildResult> Builder::run(const std::string& src) {
-  const std::uint32_t cs = opt_.chunk_size;
-  if (cs < 4096 || cs > (16u << 20) || (cs & (cs - 1))) {
-    return fail(ErrorCode::kInvalidArgument, "chunk size must be a power of two in 4 KiB..16 MiB");
+// Directory entries with "." and "..", sorted, cut into blocks.
+void layout_dir(Node& n) {
+  n.dir_entries.emplace_back(".", &n);
+  n.dir_entries.emplace_back("..", n.parent ? n.parent : &n);
+  for (auto& c : n.children) n.dir_entries.emplace_back(c->name, c->link_target ? c->link_target : c.get());
+  std::sort(n.dir_entries.begin(), n.dir_entries.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::size_t used = 0, first = 0;
+  for (std::size_t i = 0; i < n.dir_entries.size(); ++i) {
+    std::size_t need = kDirentSize + n.dir_entries[i].first.size();
+    if (used + need > kBs) {
+      n.dir_blocks.emplace_back(first, i - first);
+      first = i;
+      used = 0;
+    }
+    used += need;
   }
-  if (opt_.compressor == Compressor::kGzip || opt_.ci_compressor == Compressor::kGzip) {
-    return fail(ErrorCode::kUnsupported, "gzip compression is not supported");
-  }
-  auto root_r = scan(src, "/", nullptr);
-  if (!root_r) return tl::unexpected(root_r.error());
-  Node* root = root_r->get();
-  if (!S_ISDIR(root->st.st_mode)) return fail(ErrorCode::kInvalidArgument, src + " is not a directory");
+  n.dir_blocks.emplace_back(first, n.dir_entries.size() - first);
+  n.size = (n.dir_blocks.size() - 1) * kBs + used;
+}
 
-  // Breadth-first order of inode owners (hardlink duplicates excluded).
-  std::vector<Node*> order;
-  std::deque<Node*> q{root};
-  while (!q.empty()) {
-    Node* n = q.front();
-    q.pop_front();
-    order.push_back(n);
-    for (auto& c : n->children) {
-      if (!c->link_target) q.push_back(c.get());
-    }
+// Sizes, layouts, inline decisions of one inode.
+Result<void> Builder::size_node(Node& n) const {
+  mode_t m = n.st.st_mode;
+  n.nlink = S_ISDIR(m) ? 2 : n.links;
+  if (S_ISDIR(m)) {
+    for (auto& c : n.children) n.nlink += S_ISDIR(c->st.st_mode) ? 1 : 0;
   }
-  for (Node* n : order) {
-    if (S_ISREG(n->st.st_mode)) {
-      if (auto r = chunk_file(*n); !r) return tl::unexpected(r.error());
-    }
+  if (!n.xattrs.empty()) {
+    std::uint64_t s = kXattrBodyHeaderSize;
+    for (const auto& x : n.xattrs) s += xattr_entry_size(x);
+    if (s > xattr_body_size(0xFFFF)) return fail(ErrorCode::kUnsupported, "too many xattrs: " + n.path);
+    n.xattr_size = std::uint32_t(s);
   }
+  if (S_ISDIR(m)) {
+    layout_dir(n);
+  } else if (S_ISLNK(m)) {
+    n.size = n.symlink.size();
+  } else if (S_ISCHR(m) || S_ISBLK(m)) {
+    std::uint32_t ma = major(n.st.st_rdev), mi = minor(n.st.st_rdev);
+    n.u = (mi & 0xFF) | (ma << 8) | ((mi & ~0xFFu) << 12);
+  }
+  n.extended = opt_.force_extended || n.st.st_uid > 0xFFFF || n.st.st_gid > 0xFFFF || n.nlink > 0xFFFF ||
+               n.size > 0xFFFF'FFFFull || n.name.ends_with(".pyc");
+  if (S_ISREG(m)) {
+    n.layout = kLayoutChunkBased;
+    n.u = kChunkFormatIndexes | std::uint32_t(__builtin_ctz(opt_.chunk_size) - 12);
+  } else if (S_ISDIR(m) || S_ISLNK(m)) {
+    n.inline_tail = inode_core(n) + tail_bytes(n) <= kBs;
+    n.layout = n.inline_tail ? kLayoutFlatInline : kLayoutFlatPlain;
+  }
+  return {};
+}
 
-  // Sizes, layouts, inline decisions.
-  const int chunk_bits = __builtin_ctz(cs);
-  for (Node* n : order) {
-    mode_t m = n->st.st_mode;
-    n->nlink = S_ISDIR(m) ? 2 : n->links;
-    if (S_ISDIR(m)) {
-      for (auto& c : n->children) n->nlink += S_ISDIR(c->st.st_mode) ? 1 : 0;
-    }
-    if (!n->xattrs.empty()) {
-      std::uint64_t s = 12;
-      for (const auto& x : n->xattrs) s += align_up(4 + x.suffix.size() + x.value.size(), 4);
-      if (s > 12 + 65535ull * 4) return fail(ErrorCode::kUnsupported, "too many xattrs: " + n->path);
-      n->xattr_size = std::uint32_t(s);
-    }
-    if (S_ISDIR(m)) {
-      n->dir_entries.emplace_back(".", n);
-      n->dir_entries.emplace_back("..", n->parent ? n->parent : n);
-      for (auto& c : n->children) n->dir_entries.emplace_back(c->name, c->link_target ? c->link_target : c.get());
-      std::sort(n->dir_entries.begin(), n->dir_entries.end(),
-                [](const auto& a, const auto& b) { return a.first < b.first; });
-      std::size_t used = 0, first = 0;
-      for (std::size_t i = 0; i < n->dir_entries.size(); ++i) {
-        std::size_t need = kDirentSize + n->dir_entries[i].first.size();
-        if (used + need > kBs) {
-          n->dir_blocks.emplace_back(first, i - first);
-          first = i;
-          used = 0;
-        }
-        used += need;
-      }
-      n->dir_blocks.emplace_back(first, n->dir_entries.size() - first);
-      n->size = (n->dir_blocks.size() - 1) * kBs + used;
-    } else if (S_ISLNK(m)) {
-      n->size = n->symlink.size();
-    } else if (S_ISCHR(m) || S_ISBLK(m)) {
-      std::uint32_t ma = major(n->st.st_rdev), mi = minor(n->st.st_rdev);
-      n->u = (mi & 0xFF) | (ma << 8) | ((mi & ~0xFFu) << 12);
-    }
-    n->extended = opt_.force_extended || n->st.st_uid > 0xFFFF || n->st.st_gid > 0xFFFF || n->nlink > 0xFFFF ||
-                  n->size > 0xFFFF'FFFFull || n->name.ends_with(".pyc");
-    std::uint64_t core = (n->extended ? kExtendedInodeSize : kCompactInodeSize) + n->xattr_size;
-    if (S_ISREG(m)) {
-      n->layout = kLayoutChunkBased;
-      n->u = kChunkFormatIndexes | std::uint32_t(chunk_bits - 12);
-    } else if (S_ISDIR(m) || S_ISLNK(m)) {
-      std::uint64_t tail = n->size - (n->size == 0 ? 0 : (n->size - 1) / kBs * kBs);
-      n->inline_tail = core + tail <= kBs;
-      n->layout = n->inline_tail ? kLayoutFlatInline : kLayoutFlatPlain;
-    }
-  }
-
-  // Inode positions.
+// Inode positions (a record never crosses a block when it carries a tail),
+// then the full blocks of directories and symlinks, then the chunk table.
+void Builder::place_inodes() {
   const std::uint64_t meta_base = std::uint64_t(kMetaBlkaddr) * kBs;
-  std::uint64_t cur = meta_base + 128 * 32;  // root nid 128
-  for (Node* n : order) {
-    std::uint64_t core = (n->extended ? kExtendedInodeSize : kCompactInodeSize) + n->xattr_size;
+  std::uint64_t cur = meta_base + kRootNid * kInodeSlotSize;
+  for (Node* n : order_) {
+    std::uint64_t core = inode_core(*n);
     std::uint64_t need = core, record = core;
     if (n->inline_tail) {
-      need = record = core + (n->size - (n->size == 0 ? 0 : (n->size - 1) / kBs * kBs));
+      need = record = core + tail_bytes(*n);
     } else if (n->layout == kLayoutChunkBased) {
-      record = align_up(core, 8) + 8 * n->chunk_refs.size();
+      record = align_up(core, kChunkIndexSize) + kChunkIndexSize * n->chunk_refs.size();
     }
     if (cur % kBs + need > kBs) cur = align_up(cur, kBs);
     n->pos = cur;
-    n->nid = (cur - meta_base) / 32;
-    cur = align_up(cur + record, 32);
+    n->nid = (cur - meta_base) / kInodeSlotSize;
+    cur = align_up(cur + record, kInodeSlotSize);
   }
-  // Full blocks of directories and symlinks.
   cur = align_up(cur, kBs);
-  for (Node* n : order) {
+  for (Node* n : order_) {
     if (!(S_ISDIR(n->st.st_mode) || S_ISLNK(n->st.st_mode))) continue;
     std::uint64_t nblocks = (n->size + kBs - 1) / kBs;
     std::uint64_t plain = n->inline_tail ? nblocks - 1 : nblocks;
@@ -425,146 +388,266 @@ Result<BuildResult> Builder::run(const std::string& src) {
     n->u = std::uint32_t(cur / kBs);
     cur += plain * kBs;
   }
-  const std::uint64_t chunk_table_offset = cur;
-  const std::uint64_t chunk_table_size = cis_.size() * kChunkTableEntrySize;
-  const std::uint64_t total = align_up(chunk_table_offset + chunk_table_size + (chunk_table_size ? 0 : 1), kBs);
-  if (root->nid > 0xFFFF) return fail(ErrorCode::kInternal, "root nid does not fit 16 bits");
+  chunk_table_offset_ = cur;
+  chunk_table_size_ = cis_.size() * kChunkTableEntrySize;
+  total_ = align_up(chunk_table_offset_ + chunk_table_size_ + (chunk_table_size_ ? 0 : 1), kBs);
+}
 
-  // Blob: chunks, CI array, header.
-  const bool has_blob = !cis_.empty();
+// Blob tail: the CI array (compressed when that helps), then its header; the
+// blob's id is the sha256 of the whole blob. An empty BlobInfo if no chunks.
+Result<BlobInfo> Builder::finish_blob() {
   BlobInfo bi;
-  if (has_blob) {
-    std::vector<std::uint8_t> ci_bytes;
-    for (const auto& c : cis_) encode_chunk_info(c, opt_.chunk_info_v2, ci_bytes);
-    std::vector<std::uint8_t> ci_packed = ci_bytes;
-    Compressor ci_comp = Compressor::kNone;
-    if (opt_.ci_compressor != Compressor::kNone) {
-      auto c = compress(opt_.ci_compressor, ci_bytes);
-      if (!c) return tl::unexpected(c.error());
-      if (c->size() < ci_bytes.size()) {
-        ci_packed = std::move(*c);
-        ci_comp = opt_.ci_compressor;
-      }
+  if (cis_.empty()) return bi;
+  std::vector<std::uint8_t> ci_bytes;
+  for (const auto& c : cis_) encode_chunk_info(c, opt_.chunk_info_v2, ci_bytes);
+  std::vector<std::uint8_t> ci_packed = ci_bytes;
+  Compressor ci_comp = Compressor::kNone;
+  if (opt_.ci_compressor != Compressor::kNone) {
+    auto c = compress(opt_.ci_compressor, ci_bytes);
+    if (!c) return tl::unexpected(c.error());
+    if (c->size() < ci_bytes.size()) {
+      ci_packed = std::move(*c);
+      ci_comp = opt_.ci_compressor;
     }
-    bi.chunk_size = cs;
-    bi.chunk_count = std::uint32_t(cis_.size());
-    bi.compressor = opt_.compressor;
-    bi.digester = opt_.digester;
-    bi.features = kBlobFeatureAligned | (opt_.chunk_info_v2 ? kBlobFeatureChunkInfoV2 : 0);
-    bi.uncompressed_size = ucur_;
-    bi.ci_compressor = ci_comp;
-    bi.ci_offset = blob_.size();
-    bi.ci_compressed_size = ci_packed.size();
-    bi.ci_uncompressed_size = ci_bytes.size();
-    blob_.insert(blob_.end(), ci_packed.begin(), ci_packed.end());
-    auto header = make_blob_meta_header(bi);
-    blob_.insert(blob_.end(), header.begin(), header.end());
-    bi.compressed_size = blob_.size();
-    bi.blob_id = to_hex(sha256(blob_));
   }
+  bi.chunk_size = opt_.chunk_size;
+  bi.chunk_count = std::uint32_t(cis_.size());
+  bi.compressor = opt_.compressor;
+  bi.digester = opt_.digester;
+  bi.features = kBlobFeatureAligned | (opt_.chunk_info_v2 ? kBlobFeatureChunkInfoV2 : 0);
+  bi.uncompressed_size = ucur_;
+  bi.ci_compressor = ci_comp;
+  bi.ci_offset = blob_.size();
+  bi.ci_compressed_size = ci_packed.size();
+  bi.ci_uncompressed_size = ci_bytes.size();
+  blob_.insert(blob_.end(), ci_packed.begin(), ci_packed.end());
+  auto header = make_blob_meta_header(bi);
+  blob_.insert(blob_.end(), header.begin(), header.end());
+  bi.compressed_size = blob_.size();
+  bi.blob_id = to_hex(sha256(blob_));
+  return bi;
+}
 
-  std::vector<std::uint8_t> img(total, 0);
-  std::uint8_t* s = img.data() + kSuperOffset;
-  put32(s, kErofsMagic);
-  put32(s + 8, kCompatRafsV6);
-  s[12] = 12;
-  put16(s + 14, std::uint16_t(root->nid));
-  put64(s + 16, order.size());
-  put32(s + 36, std::uint32_t(ucur_ / kBs));
-  put32(s + 40, kMetaBlkaddr);
-  put32(s + 80, kIncompatChunkedFile | kIncompatDeviceTable);
-  put16(s + 86, has_blob ? 1 : 0);
-  put16(s + 88, kRafsDevtSlotoff);
-  std::uint8_t* e = img.data() + kExtOffset;
-  std::uint64_t flags = kFlagExplicitUidGid | (any_xattr_ ? kFlagHasXattr : 0) |
-                        (opt_.digester == DigestAlgo::kSha256 ? kFlagHashSha256 : kFlagHashBlake3);
-  flags |= opt_.compressor == Compressor::kZstd ? kFlagCompZstd
-           : opt_.compressor == Compressor::kLz4Block ? kFlagCompLz4 : kFlagCompNone;
-  put64(e, flags);
-  put64(e + 8, 4096);
-  put32(e + 16, has_blob ? 256 : 0);
-  put32(e + 20, cs);
-  put64(e + 24, chunk_table_offset);
-  put64(e + 32, chunk_table_size);
-  // Prefetch table right after the blob table (nids < 128 are never inodes).
-  std::vector<std::uint32_t> prefetch;
+// The nids of the prefetch paths, in the order given.
+Result<std::vector<std::uint32_t>> Builder::prefetch_nids(const Node& root) const {
   std::map<std::string, std::uint64_t> nid_by_path;
   std::function<void(const Node&)> index = [&](const Node& n) {
     nid_by_path[n.image_path] = n.link_target ? n.link_target->nid : n.nid;
     for (const auto& c : n.children) index(*c);
   };
-  index(*root);
+  index(root);
+  std::vector<std::uint32_t> prefetch;
   for (const auto& path : opt_.prefetch_paths) {
     auto it = nid_by_path.find(path);
     if (it == nid_by_path.end()) return fail(ErrorCode::kInvalidArgument, "prefetch path not in the tree: " + path);
     prefetch.push_back(std::uint32_t(it->second));
   }
-  if (prefetch.size() > 900) return fail(ErrorCode::kInvalidArgument, "too many prefetch paths");
+  if (prefetch.size() > kMaxPrefetch) return fail(ErrorCode::kInvalidArgument, "too many prefetch paths");
+  return prefetch;
+}
+
+// Superblock, nydus extension, device slot, blob table, prefetch table.
+void Builder::write_super(std::vector<std::uint8_t>& img, const Node& root, const BlobInfo& bi,
+                          const std::vector<std::uint32_t>& prefetch) const {
+  const bool has_blob = !bi.blob_id.empty();
+  auto s = zeroed<SuperRecord>();
+  s.magic = kErofsMagic;
+  s.feature_compat = kCompatRafsV6;
+  s.blkszbits = std::uint8_t(__builtin_ctzll(kBs));
+  s.root_nid = std::uint16_t(root.nid);
+  s.inos = order_.size();
+  s.blocks = std::uint32_t(ucur_ / kBs);
+  s.meta_blkaddr = kMetaBlkaddr;
+  s.feature_incompat = kIncompatChunkedFile | kIncompatDeviceTable;
+  s.extra_devices = has_blob ? 1 : 0;
+  s.devt_slotoff = kRafsDevtSlotoff;
+  store(img.data() + kSuperOffset, s);
+
+  auto e = zeroed<RafsExtRecord>();
+  std::uint64_t flags = kFlagExplicitUidGid | (any_xattr_ ? kFlagHasXattr : 0) |
+                        (opt_.digester == DigestAlgo::kSha256 ? kFlagHashSha256 : kFlagHashBlake3);
+  flags |= opt_.compressor == Compressor::kZstd ? kFlagCompZstd
+           : opt_.compressor == Compressor::kLz4Block ? kFlagCompLz4 : kFlagCompNone;
+  e.flags = flags;
+  e.blob_table_offset = kBlobTableOffset;
+  e.blob_table_size = has_blob ? std::uint32_t(kBlobEntrySize) : 0;
+  e.chunk_size = opt_.chunk_size;
+  e.chunk_table_offset = chunk_table_offset_;
+  e.chunk_table_size = chunk_table_size_;
   if (!prefetch.empty()) {
-    put64(e + 40, 4096 + 256);
-    put32(e + 48, std::uint32_t(prefetch.size() * 4));
-    for (std::size_t i = 0; i < prefetch.size(); ++i) put32(img.data() + 4096 + 256 + i * 4, prefetch[i]);
-  }
-  if (has_blob) {
-    std::uint8_t* d = img.data() + kRafsDevtSlotoff * kDeviceSlotSize;
-    std::copy(bi.blob_id.begin(), bi.blob_id.end(), d);
-    put32(d + 64, std::uint32_t(bi.uncompressed_size / kBs));
-    put32(d + 68, std::uint32_t(align_up(total / kBs, 512)));
-    std::uint8_t* b = img.data() + 4096;
-    std::copy(bi.blob_id.begin(), bi.blob_id.end(), b);
-    put32(b + 64, 0);
-    put32(b + 68, cs);
-    put32(b + 72, bi.chunk_count);
-    put32(b + 76, std::uint32_t(bi.compressor));
-    put32(b + 80, std::uint32_t(bi.digester));
-    put32(b + 84, bi.features);
-    put64(b + 88, bi.compressed_size);
-    put64(b + 96, bi.uncompressed_size);
-    put32(b + 108, std::uint32_t(bi.ci_compressor));
-    put64(b + 112, bi.ci_offset);
-    put64(b + 120, bi.ci_compressed_size);
-    put64(b + 128, bi.ci_uncompressed_size);
-  }
-  for (Node* n : order) {
-    write_inode(img, *n);
-    if (S_ISLNK(n->st.st_mode)) {
-      std::uint64_t at = n->inline_tail ? n->pos + (n->extended ? 64 : 32) + n->xattr_size : std::uint64_t(n->u) * kBs;
-      std::copy(n->symlink.begin(), n->symlink.end(), img.begin() + std::ptrdiff_t(at));
-    } else if (S_ISDIR(n->st.st_mode)) {
-      for (std::size_t k = 0; k < n->dir_blocks.size(); ++k) {
-        bool tail = n->inline_tail && k + 1 == n->dir_blocks.size();
-        std::uint64_t at = tail ? n->pos + (n->extended ? 64 : 32) + n->xattr_size : (std::uint64_t(n->u) + k) * kBs;
-        auto [first, count] = n->dir_blocks[k];
-        std::uint64_t nameoff = count * kDirentSize;
-        for (std::size_t i = 0; i < count; ++i) {
-          const auto& [name, target] = n->dir_entries[first + i];
-          std::uint8_t* de = img.data() + at + i * kDirentSize;
-          put64(de, target->nid);
-          put16(de + 8, std::uint16_t(nameoff));
-          de[10] = file_type(target->st.st_mode);
-          std::copy(name.begin(), name.end(), img.begin() + std::ptrdiff_t(at + nameoff));
-          nameoff += name.size();
-        }
-      }
+    e.prefetch_table_offset = kPrefetchTableOffset;
+    e.prefetch_table_size = std::uint32_t(prefetch.size() * kPrefetchEntrySize);
+    for (std::size_t i = 0; i < prefetch.size(); ++i) {
+      store(img.data() + kPrefetchTableOffset + i * kPrefetchEntrySize, Le32(prefetch[i]));
     }
   }
-  for (std::size_t i = 0; i < cis_.size(); ++i) {
-    std::uint8_t* c = img.data() + chunk_table_offset + i * kChunkTableEntrySize;
-    std::copy(digests_[i].begin(), digests_[i].end(), c);
-    put32(c + 36, cis_[i].compressed ? 1 : 0);
-    put32(c + 40, cis_[i].compressed_size);
-    put32(c + 44, cis_[i].uncompressed_size);
-    put64(c + 48, cis_[i].compressed_offset);
-    put64(c + 56, cis_[i].uncompressed_offset);
-    put32(c + 72, std::uint32_t(i));
+  store(img.data() + kExtOffset, e);
+  if (!has_blob) return;
+
+  auto d = zeroed<DeviceSlot>();
+  std::copy(bi.blob_id.begin(), bi.blob_id.end(), d.tag);
+  d.blocks = std::uint32_t(bi.uncompressed_size / kBs);
+  d.mapped_blkaddr = std::uint32_t(align_up(total_ / kBs, 512));
+  store(img.data() + kRafsDevtSlotoff * kDeviceSlotSize, d);
+  auto b = zeroed<BlobRecord>();
+  std::copy(bi.blob_id.begin(), bi.blob_id.end(), b.blob_id);
+  b.blob_index = 0;
+  b.chunk_size = opt_.chunk_size;
+  b.chunk_count = bi.chunk_count;
+  b.compressor = std::uint32_t(bi.compressor);
+  b.digester = std::uint32_t(bi.digester);
+  b.features = bi.features;
+  b.compressed_size = bi.compressed_size;
+  b.uncompressed_size = bi.uncompressed_size;
+  b.ci_compressor = std::uint32_t(bi.ci_compressor);
+  b.ci_offset = bi.ci_offset;
+  b.ci_compressed_size = bi.ci_compressed_size;
+  b.ci_uncompressed_size = bi.ci_uncompressed_size;
+  store(img.data() + kBlobTableOffset, b);
+}
+
+// The inode record, its inline xattrs and its chunk indexes.
+void Builder::write_inode(std::vector<std::uint8_t>& img, const Node& n) const {
+  const std::uint16_t format = std::uint16_t((n.extended ? 1 : 0) | n.layout << 1);
+  if (n.extended) {
+    auto x = zeroed<ExtendedInode>();
+    x.format = format;
+    x.xattr_icount = xattr_icount(n.xattr_size);
+    x.mode = std::uint16_t(n.st.st_mode);
+    x.size = n.size;
+    x.u = n.u;
+    x.ino = std::uint32_t(n.st.st_ino);
+    x.uid = n.st.st_uid;
+    x.gid = n.st.st_gid;
+    x.mtime = std::uint64_t(n.st.st_mtim.tv_sec);
+    x.mtime_nsec = std::uint32_t(n.st.st_mtim.tv_nsec);
+    x.nlink = n.nlink;
+    store(img.data() + n.pos, x);
+  } else {
+    auto c = zeroed<CompactInode>();
+    c.format = format;
+    c.xattr_icount = xattr_icount(n.xattr_size);
+    c.mode = std::uint16_t(n.st.st_mode);
+    c.nlink = std::uint16_t(n.nlink);
+    c.size = std::uint32_t(n.size);
+    c.u = n.u;
+    c.ino = std::uint32_t(n.st.st_ino);
+    c.uid = std::uint16_t(n.st.st_uid);
+    c.gid = std::uint16_t(n.st.st_gid);
+    store(img.data() + n.pos, c);
   }
+  std::uint64_t q = n.pos + (n.extended ? kExtendedInodeSize : kCompactInodeSize);
+  if (n.xattr_size) {
+    q += kXattrBodyHeaderSize;  // zero: no name filter, no shared xattrs
+    for (const auto& x : n.xattrs) {
+      XattrEntryHeader h{std::uint8_t(x.suffix.size()), x.index, Le16(std::uint16_t(x.value.size()))};
+      store(img.data() + q, h);
+      auto name = img.begin() + std::ptrdiff_t(q + kXattrEntryHeaderSize);
+      std::copy(x.value.begin(), x.value.end(), std::copy(x.suffix.begin(), x.suffix.end(), name));
+      q += xattr_entry_size(x);
+    }
+  }
+  const std::uint64_t base = align_up(q, kChunkIndexSize);
+  for (std::size_t i = 0; i < n.chunk_refs.size(); ++i) {
+    auto [ci, blkaddr] = n.chunk_refs[i];
+    const std::uint16_t device = 1;  // blob 0
+    ChunkIndex e{Le16(std::uint16_t(ci & 0xFFFF)), Le16(std::uint16_t(device | ((ci >> 16) & 0xFF) << 8)), Le32(blkaddr)};
+    store(img.data() + base + i * kChunkIndexSize, e);
+  }
+}
+
+// Symlink targets and directory blocks: tail-packed after the inode record or
+// in the node's full blocks.
+void Builder::write_data(std::vector<std::uint8_t>& img, const Node& n) const {
+  const std::uint64_t tail_at = n.pos + inode_core(n);
+  if (S_ISLNK(n.st.st_mode)) {
+    std::uint64_t at = n.inline_tail ? tail_at : std::uint64_t(n.u) * kBs;
+    std::copy(n.symlink.begin(), n.symlink.end(), img.begin() + std::ptrdiff_t(at));
+    return;
+  }
+  for (std::size_t k = 0; k < n.dir_blocks.size(); ++k) {
+    bool tail = n.inline_tail && k + 1 == n.dir_blocks.size();
+    std::uint64_t at = tail ? tail_at : (std::uint64_t(n.u) + k) * kBs;
+    auto [first, count] = n.dir_blocks[k];
+    std::uint64_t nameoff = count * kDirentSize;
+    for (std::size_t i = 0; i < count; ++i) {
+      const auto& [name, target] = n.dir_entries[first + i];
+      Dirent de{Le64(target->nid), Le16(std::uint16_t(nameoff)), file_type(target->st.st_mode), 0};
+      store(img.data() + at + i * kDirentSize, de);
+      std::copy(name.begin(), name.end(), img.begin() + std::ptrdiff_t(at + nameoff));
+      nameoff += name.size();
+    }
+  }
+}
+
+void Builder::write_chunk_table(std::vector<std::uint8_t>& img) const {
+  for (std::size_t i = 0; i < cis_.size(); ++i) {
+    auto c = zeroed<ChunkTableRecord>();
+    std::copy(digests_[i].begin(), digests_[i].end(), c.digest);
+    c.blob_index = 0;
+    c.flags = cis_[i].compressed ? 1 : 0;
+    c.compressed_size = cis_[i].compressed_size;
+    c.uncompressed_size = cis_[i].uncompressed_size;
+    c.compressed_offset = cis_[i].compressed_offset;
+    c.uncompressed_offset = cis_[i].uncompressed_offset;
+    c.index = std::uint32_t(i);
+    store(img.data() + chunk_table_offset_ + i * kChunkTableEntrySize, c);
+  }
+}
+
+// The passes of the opening comment, in order.
+Result<BuildResult> Builder::run(const std::string& src) {
+  const std::uint32_t cs = opt_.chunk_size;
+  if (!valid_chunk_size(cs)) {
+    return fail(ErrorCode::kInvalidArgument, "chunk size must be a power of two in 4 KiB..16 MiB");
+  }
+  if (opt_.compressor == Compressor::kGzip || opt_.ci_compressor == Compressor::kGzip) {
+    return fail(ErrorCode::kUnsupported, "gzip compression is not supported");
+  }
+  // 1. scan
+  auto root_r = scan(src, "/", nullptr);
+  if (!root_r) return tl::unexpected(root_r.error());
+  Node* root = root_r->get();
+  if (!S_ISDIR(root->st.st_mode)) return fail(ErrorCode::kInvalidArgument, src + " is not a directory");
+  std::deque<Node*> q{root};
+  while (!q.empty()) {
+    Node* n = q.front();
+    q.pop_front();
+    order_.push_back(n);
+    for (auto& c : n->children) {
+      if (!c->link_target) q.push_back(c.get());
+    }
+  }
+  // 2. chunk
+  for (Node* n : order_) {
+    if (!S_ISREG(n->st.st_mode)) continue;
+    if (auto r = chunk_file(*n); !r) return tl::unexpected(r.error());
+  }
+  // 3. layout
+  for (Node* n : order_) {
+    if (auto r = size_node(*n); !r) return tl::unexpected(r.error());
+  }
+  place_inodes();
+  if (root->nid > 0xFFFF) return fail(ErrorCode::kInternal, "root nid does not fit 16 bits");
+  auto bi = finish_blob();
+  if (!bi) return tl::unexpected(bi.error());
+  auto prefetch = prefetch_nids(*root);
+  if (!prefetch) return tl::unexpected(prefetch.error());
+  // 4. write
+  std::vector<std::uint8_t> img(total_, 0);
+  write_super(img, *root, *bi, *prefetch);
+  for (Node* n : order_) {
+    write_inode(img, *n);
+    write_data(img, *n);
+  }
+  write_chunk_table(img);
 
   BuildResult out;
   out.bootstrap = std::move(img);
   out.blob = std::move(blob_);
   out.cache_image = std::move(cache_);
-  out.blob_id = bi.blob_id;
-  out.inodes = order.size();
+  out.blob_id = bi->blob_id;
+  out.inodes = order_.size();
   out.chunks = cis_.size();
   return out;
 }
