@@ -31,7 +31,7 @@
 #include <memory>
 
 #include "nydus/storage/blob_meta.h"
-#include "ondisk.h"
+#include "storage/ondisk.h"
 
 namespace nydus::storage {
 
