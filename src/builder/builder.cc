@@ -39,7 +39,10 @@ using namespace ondisk;
 
 namespace {
 
-constexpr std::uint64_t kBs = 4096;
+constexpr unsigned kBlkBits = 12;  // 4 KiB blocks
+constexpr std::uint64_t kBs = 1u << kBlkBits;
+// The blob's place in a flat device starts on a 2 MiB boundary, as nydus-image's (rafs-format.md 1.4).
+constexpr std::uint64_t kMappedAlignBlocks = 512;
 constexpr std::uint32_t kMetaBlkaddr = 1;
 
 struct Xattr {
@@ -353,7 +356,7 @@ Result<void> Builder::size_node(Node& n) const {
                n.size > 0xFFFF'FFFFull || n.name.ends_with(".pyc");
   if (S_ISREG(m)) {
     n.layout = kLayoutChunkBased;
-    n.u = kChunkFormatIndexes | std::uint32_t(__builtin_ctz(opt_.chunk_size) - 12);
+    n.u = kChunkFormatIndexes | std::uint32_t(__builtin_ctz(opt_.chunk_size) - kBlkBits);
   } else if (S_ISDIR(m) || S_ISLNK(m)) {
     n.inline_tail = inode_core(n) + tail_bytes(n) <= kBs;
     n.layout = n.inline_tail ? kLayoutFlatInline : kLayoutFlatPlain;
@@ -453,7 +456,7 @@ void Builder::write_super(std::vector<std::uint8_t>& img, const Node& root, cons
   auto s = zeroed<SuperRecord>();
   s.magic = kErofsMagic;
   s.feature_compat = kCompatRafsV6;
-  s.blkszbits = std::uint8_t(__builtin_ctzll(kBs));
+  s.blkszbits = kBlkBits;
   s.root_nid = std::uint16_t(root.nid);
   s.inos = order_.size();
   s.blocks = std::uint32_t(ucur_ / kBs);
@@ -487,7 +490,7 @@ void Builder::write_super(std::vector<std::uint8_t>& img, const Node& root, cons
   auto d = zeroed<DeviceSlot>();
   std::copy(bi.blob_id.begin(), bi.blob_id.end(), d.tag);
   d.blocks = std::uint32_t(bi.uncompressed_size / kBs);
-  d.mapped_blkaddr = std::uint32_t(align_up(total_ / kBs, 512));
+  d.mapped_blkaddr = std::uint32_t(align_up(total_ / kBs, kMappedAlignBlocks));
   store(img.data() + kRafsDevtSlotoff * kDeviceSlotSize, d);
   auto b = zeroed<BlobRecord>();
   std::copy(bi.blob_id.begin(), bi.blob_id.end(), b.blob_id);
