@@ -208,12 +208,14 @@ Result<std::unique_ptr<Node>> Builder::scan(const std::string& path, const std::
 
 Result<std::uint32_t> Builder::add_chunk(std::span<const std::uint8_t> data, bool zero) {
   Digest d;
-  if (zero) {
-    auto it = zero_digest_.find(data.size());
-    if (it == zero_digest_.end()) it = zero_digest_.emplace(data.size(), compute_digest(opt_.digester, data)).first;
+  auto it = zero ? zero_digest_.find(data.size()) : zero_digest_.end();
+  if (it != zero_digest_.end()) {
     d = it->second;
   } else {
-    d = compute_digest(opt_.digester, data);
+    auto computed = compute_digest(opt_.digester, data);
+    if (!computed) return tl::unexpected(computed.error());
+    d = *computed;
+    if (zero) zero_digest_.emplace(data.size(), d);
   }
   auto key = std::make_pair(std::uint64_t(data.size()), d);
   if (auto it = chunk_by_digest_.find(key); it != chunk_by_digest_.end()) return it->second;
@@ -427,7 +429,9 @@ Result<BlobInfo> Builder::finish_blob() {
   auto header = make_blob_meta_header(bi);
   blob_.insert(blob_.end(), header.begin(), header.end());
   bi.compressed_size = blob_.size();
-  bi.blob_id = to_hex(sha256(blob_));
+  auto id = sha256(blob_);
+  if (!id) return tl::unexpected(id.error().with_context("blob id"));
+  bi.blob_id = to_hex(*id);
   return bi;
 }
 

@@ -174,7 +174,9 @@ Result<void> Image::Impl::read_rafs_chunk(std::uint32_t blob_index, std::uint32_
     if (validate) {
       const BlobState& st = *blob_states[blob_index];
       if (!st.has_digest[ci_index]) return tl::unexpected(corrupt(where + ": no digest in the chunk table"));
-      if (compute_digest(blob.digester, data) != st.digests[ci_index]) {
+      auto digest = compute_digest(blob.digester, data);
+      if (!digest) return tl::unexpected(digest.error().with_context(where));
+      if (*digest != st.digests[ci_index]) {
         return tl::unexpected(corrupt(where + ": digest mismatch"));
       }
     }
