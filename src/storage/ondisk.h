@@ -48,7 +48,6 @@ constexpr std::uint32_t kChunkFormatIndexes = 0x20;
 constexpr std::uint32_t kChunkFormatBlkbitsMask = 0x1F;
 constexpr std::uint32_t kNullAddr = 0xFFFF'FFFF;
 
-
 // EROFS file types in dirents.
 constexpr std::uint8_t kFtUnknown = 0, kFtReg = 1, kFtDir = 2, kFtChr = 3, kFtBlk = 4, kFtFifo = 5, kFtSock = 6,
                        kFtSymlink = 7;
