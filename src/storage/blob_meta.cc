@@ -18,7 +18,7 @@ using namespace ondisk;
 
 Result<std::vector<ChunkInfo>> decode_chunk_infos(std::span<const std::uint8_t> bytes, const BlobInfo& blob) {
   const bool v2 = blob.features & kBlobFeatureChunkInfoV2;
-  const std::size_t esz = v2 ? 24 : 16;
+  const std::size_t esz = ci_entry_size(v2);
   if (std::uint64_t(blob.chunk_count) * esz > bytes.size()) {
     return fail(ErrorCode::kCorrupt, "blob " + blob.blob_id + ": chunk-info array of " + std::to_string(bytes.size()) +
                                          " bytes is too short for " + std::to_string(blob.chunk_count) + " chunks");
@@ -27,7 +27,8 @@ Result<std::vector<ChunkInfo>> decode_chunk_infos(std::span<const std::uint8_t> 
   out.reserve(blob.chunk_count);
   for (std::uint32_t i = 0; i < blob.chunk_count; ++i) {
     const std::uint8_t* p = bytes.data() + std::size_t(i) * esz;
-    std::uint64_t w0 = le64(p), w1 = le64(p + 8);
+    const auto rec = load<ChunkInfoV1Record>(p);  // v2 begins alike; its third word is unused here
+    std::uint64_t w0 = rec.uncompressed.value(), w1 = rec.compressed.value();
     ChunkInfo ci;
     if (v2) {
       std::uint8_t flags = std::uint8_t(w0 >> 56);
@@ -69,44 +70,45 @@ Result<void> check_blob_meta_header(std::span<const std::uint8_t> h, const BlobI
     return fail(ErrorCode::kCorrupt, "blob " + blob.blob_id + ": chunk-info header mismatch: " + field);
   };
   if (h.size() < kBlobMetaHeaderSize) return bad("short header");
-  if (le32(h.data()) != kBlobMetaMagic || le32(h.data() + 4092) != kBlobMetaMagic) return bad("magic");
-  if (le32(h.data() + 8) != std::uint32_t(blob.ci_compressor)) return bad("ci_compressor");
-  if (le32(h.data() + 12) != blob.chunk_count) return bad("ci_entries");
-  if (le64(h.data() + 16) != blob.ci_offset) return bad("ci_offset");
-  if (le64(h.data() + 24) != blob.ci_compressed_size) return bad("ci_compressed_size");
-  if (le64(h.data() + 32) != blob.ci_uncompressed_size) return bad("ci_uncompressed_size");
+  static_assert(sizeof(BlobMetaRecord) == kBlobMetaHeaderSize);
+  const auto r = load<BlobMetaRecord>(h.data());
+  if (r.magic.value() != kBlobMetaMagic || r.magic2.value() != kBlobMetaMagic) return bad("magic");
+  if (r.ci_compressor.value() != std::uint32_t(blob.ci_compressor)) return bad("ci_compressor");
+  if (r.ci_entries.value() != blob.chunk_count) return bad("ci_entries");
+  if (r.ci_offset.value() != blob.ci_offset) return bad("ci_offset");
+  if (r.ci_compressed_size.value() != blob.ci_compressed_size) return bad("ci_compressed_size");
+  if (r.ci_uncompressed_size.value() != blob.ci_uncompressed_size) return bad("ci_uncompressed_size");
   return {};
 }
 
 void encode_chunk_info(const ChunkInfo& ci, bool v2, std::vector<std::uint8_t>& out) {
-  std::uint8_t buf[24] = {};
+  std::uint64_t w0, w1;
   if (v2) {
-    std::uint64_t w0 = (ci.uncompressed_offset >> 12) | (std::uint64_t(ci.uncompressed_size - 1) & 0xFF'FFFF) << 32 |
-                       std::uint64_t(ci.compressed ? 1 : 0) << 56;
-    std::uint64_t w1 = (ci.compressed_offset & 0xFF'FFFF'FFFFull) | std::uint64_t(ci.compressed_size) << 40;
-    put64(buf, w0);
-    put64(buf + 8, w1);
-    out.insert(out.end(), buf, buf + 24);
+    w0 = (ci.uncompressed_offset >> 12) | (std::uint64_t(ci.uncompressed_size - 1) & 0xFF'FFFF) << 32 |
+         std::uint64_t(ci.compressed ? 1 : 0) << 56;
+    w1 = (ci.compressed_offset & 0xFF'FFFF'FFFFull) | std::uint64_t(ci.compressed_size) << 40;
   } else {
     std::uint64_t us = ci.uncompressed_size - 1, cs = ci.compressed_size - 1;
-    std::uint64_t w0 = (ci.uncompressed_offset & 0xFFF'FFFF'F000ull) | (us & 0xFFFFF) << 44 | ((us >> 20) & 0xF) << 8;
-    std::uint64_t w1 = (ci.compressed_offset & 0xFF'FFFF'FFFFull) | (cs & 0xFFFFF) << 44 | ((cs >> 20) & 0xF) << 40;
-    put64(buf, w0);
-    put64(buf + 8, w1);
-    out.insert(out.end(), buf, buf + 16);
+    w0 = (ci.uncompressed_offset & 0xFFF'FFFF'F000ull) | (us & 0xFFFFF) << 44 | ((us >> 20) & 0xF) << 8;
+    w1 = (ci.compressed_offset & 0xFF'FFFF'FFFFull) | (cs & 0xFFFFF) << 44 | ((cs >> 20) & 0xF) << 40;
   }
+  const ChunkInfoV2Record rec{Le64(w0), Le64(w1), Le64(0)};
+  const auto* bytes = reinterpret_cast<const std::uint8_t*>(&rec);
+  out.insert(out.end(), bytes, bytes + ci_entry_size(v2));  // v1 is v2's first two words
 }
 
 std::vector<std::uint8_t> make_blob_meta_header(const BlobInfo& blob) {
-  std::vector<std::uint8_t> h(kBlobMetaHeaderSize, 0);
-  put32(h.data(), kBlobMetaMagic);
-  put32(h.data() + 4, blob.features);
-  put32(h.data() + 8, std::uint32_t(blob.ci_compressor));
-  put32(h.data() + 12, blob.chunk_count);
-  put64(h.data() + 16, blob.ci_offset);
-  put64(h.data() + 24, blob.ci_compressed_size);
-  put64(h.data() + 32, blob.ci_uncompressed_size);
-  put32(h.data() + 4092, kBlobMetaMagic);
+  auto r = zeroed<BlobMetaRecord>();
+  r.magic = kBlobMetaMagic;
+  r.features = blob.features;
+  r.ci_compressor = std::uint32_t(blob.ci_compressor);
+  r.ci_entries = blob.chunk_count;
+  r.ci_offset = blob.ci_offset;
+  r.ci_compressed_size = blob.ci_compressed_size;
+  r.ci_uncompressed_size = blob.ci_uncompressed_size;
+  r.magic2 = kBlobMetaMagic;
+  std::vector<std::uint8_t> h(sizeof(r));
+  store(h.data(), r);
   return h;
 }
 

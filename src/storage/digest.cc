@@ -1,6 +1,7 @@
 // sha256 through OpenSSL's EVP interface, blake3 through blake3.cc.
 #include "nydus/storage/digest.h"
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
 
 #include "nydus/storage/blake3.h"
@@ -9,10 +10,15 @@ namespace nydus::storage {
 
 const char* to_string(DigestAlgo algo) { return algo == DigestAlgo::kSha256 ? "sha256" : "blake3"; }
 
-Digest sha256(std::span<const std::uint8_t> data) {
+Result<Digest> sha256(std::span<const std::uint8_t> data) {
   Digest d{};
   unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), d.data(), &len, EVP_sha256(), nullptr);
+  if (EVP_Digest(data.data(), data.size(), d.data(), &len, EVP_sha256(), nullptr) != 1 || len != d.size()) {
+    char why[256] = "no OpenSSL error";
+    if (unsigned long e = ERR_get_error(); e != 0) ERR_error_string_n(e, why, sizeof(why));
+    ERR_clear_error();  // the queue is per thread: leave nothing for an unrelated caller
+    return fail(ErrorCode::kInternal, std::string("sha256 unavailable: ") + why);
+  }
   return d;
 }
 
@@ -24,8 +30,9 @@ Digest blake3(std::span<const std::uint8_t> data) {
   return d;
 }
 
-Digest compute_digest(DigestAlgo algo, std::span<const std::uint8_t> data) {
-  return algo == DigestAlgo::kSha256 ? sha256(data) : blake3(data);
+Result<Digest> compute_digest(DigestAlgo algo, std::span<const std::uint8_t> data) {
+  if (algo == DigestAlgo::kSha256) return sha256(data);
+  return blake3(data);
 }
 
 std::string to_hex(std::span<const std::uint8_t> bytes) {

@@ -174,7 +174,9 @@ Result<void> Image::Impl::read_rafs_chunk(std::uint32_t blob_index, std::uint32_
     if (validate) {
       const BlobState& st = *blob_states[blob_index];
       if (!st.has_digest[ci_index]) return tl::unexpected(corrupt(where + ": no digest in the chunk table"));
-      if (compute_digest(blob.digester, data) != st.digests[ci_index]) {
+      auto digest = compute_digest(blob.digester, data);
+      if (!digest) return tl::unexpected(digest.error().with_context(where));
+      if (*digest != st.digests[ci_index]) {
         return tl::unexpected(corrupt(where + ": digest mismatch"));
       }
     }
@@ -213,7 +215,7 @@ Result<std::size_t> Image::Impl::read_file(const InodeRec& r, std::uint64_t offs
     chunk_size = 1ull << bits;
   }
   const bool indexes = sb.rafs || (r.u & kChunkFormatIndexes);
-  const std::uint64_t unit = indexes ? 8 : 4;
+  const std::uint64_t unit = indexes ? kChunkIndexSize : kBlockMapEntrySize;
   // load_inode() keeps r.size < 2^63, so offsets below it index chunks < nchunks.
   const std::uint64_t nchunks = r.size / chunk_size + (r.size % chunk_size != 0);
   const std::uint64_t base = align_up(r.pos + r.isize + r.xattr_size, unit);
@@ -232,12 +234,13 @@ Result<std::size_t> Image::Impl::read_file(const InodeRec& r, std::uint64_t offs
     std::size_t len = std::size_t(std::min<std::uint64_t>(n - done, chunk_size - in));
     auto dst = out.subspan(done, len);
     const std::uint8_t* e = data + base + idx * unit;
-    std::uint32_t blkaddr = indexes ? le32(e + 4) : le32(e);
-    std::uint16_t dev = indexes ? le16(e + 2) : 0;
+    const ChunkIndex ci = indexes ? load<ChunkIndex>(e) : ChunkIndex{{}, {}, load<Le32>(e)};
+    std::uint32_t blkaddr = ci.blkaddr.value();
+    std::uint16_t dev = ci.device.value();
     if (blkaddr == kNullAddr) {
       std::memset(dst.data(), 0, len);
     } else if (sb.rafs) {
-      std::uint32_t device = dev & 0xFF, ci_index = le16(e) | std::uint32_t(dev >> 8) << 16;
+      std::uint32_t device = dev & 0xFF, ci_index = ci.advise.value() | std::uint32_t(dev >> 8) << 16;
       if (device == 0) return tl::unexpected(corrupt("inode " + std::to_string(r.nid) + ": chunk on device 0"));
       if (auto rc = read_rafs_chunk(device - 1, ci_index, in, dst); !rc) return tl::unexpected(rc.error());
     } else {

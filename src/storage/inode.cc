@@ -38,7 +38,7 @@ struct DirBlock {
 
   static Result<DirBlock> parse(std::span<const std::uint8_t> b, std::uint64_t nid) {
     if (b.size() < kDirentSize) return tl::unexpected(corrupt(nid, "directory block shorter than a dirent"));
-    std::uint32_t first = le16(b.data() + 8);
+    std::uint32_t first = load<Dirent>(b.data()).nameoff.value();
     if (first < kDirentSize || first % kDirentSize != 0 || first > b.size()) {
       return tl::unexpected(corrupt(nid, "bad first name offset in directory block"));
     }
@@ -46,9 +46,10 @@ struct DirBlock {
   }
 
   Result<DirEntry> entry(std::uint32_t i, std::uint64_t nid) const {
-    const std::uint8_t* d = b.data() + std::size_t(i) * kDirentSize;
-    std::uint32_t off = le16(d + 8);
-    std::uint32_t end = i + 1 < count ? le16(d + kDirentSize + 8) : std::uint32_t(b.size());
+    const std::uint8_t* p = b.data() + std::size_t(i) * kDirentSize;
+    const auto d = load<Dirent>(p);
+    std::uint32_t off = d.nameoff.value();
+    std::uint32_t end = i + 1 < count ? load<Dirent>(p + kDirentSize).nameoff.value() : std::uint32_t(b.size());
     if (off < count * kDirentSize || off > end || end > b.size()) {
       return tl::unexpected(corrupt(nid, "dirent name out of its block"));
     }
@@ -56,9 +57,9 @@ struct DirBlock {
     if (i + 1 == count) name = name.substr(0, name.find('\0'));
     if (name.empty() || name.size() > 255) return tl::unexpected(corrupt(nid, "dirent name length"));
     static constexpr std::uint8_t kDt[8] = {DT_UNKNOWN, DT_REG, DT_DIR, DT_CHR, DT_BLK, DT_FIFO, DT_SOCK, DT_LNK};
-    std::uint8_t ft = d[10];
+    std::uint8_t ft = d.file_type;
     DirEntry e;
-    e.ino = le64(d);
+    e.ino = d.nid.value();
     e.type = ft < 8 ? kDt[ft] : std::uint8_t(DT_UNKNOWN);
     e.name = name;
     e.next_offset = 0;
@@ -71,26 +72,27 @@ template <class Fn>
 Result<void> for_each_xattr(const Image::Impl& im, const InodeRec& r, Fn&& fn) {
   if (r.xattr_size == 0) return {};
   const std::uint8_t* body = im.data + r.pos + r.isize;
-  std::uint32_t shared = body[4];
-  std::uint64_t p = 12 + std::uint64_t(shared) * 4;
+  std::uint32_t shared = load<XattrBodyHeader>(body).shared_count;
+  std::uint64_t p = kXattrBodyHeaderSize + std::uint64_t(shared) * kXattrIdSize;
   if (p > r.xattr_size) return tl::unexpected(corrupt(r.nid, "shared xattr ids beyond the xattr body"));
   static constexpr const char* kPrefix[7] = {nullptr, "user.", "system.posix_acl_access",
                                              "system.posix_acl_default", "trusted.", nullptr, "security."};
   auto one = [&](const std::uint8_t* e, std::uint64_t avail) -> Result<std::uint64_t> {
-    if (avail < 4) return tl::unexpected(corrupt(r.nid, "truncated xattr entry"));
-    std::uint32_t nlen = e[0], idx = e[1], vlen = le16(e + 2);
-    std::uint64_t total = align_up(4 + std::uint64_t(nlen) + vlen, 4);
-    if (4 + std::uint64_t(nlen) + vlen > avail) return tl::unexpected(corrupt(r.nid, "xattr entry beyond its area"));
+    if (avail < kXattrEntryHeaderSize) return tl::unexpected(corrupt(r.nid, "truncated xattr entry"));
+    const auto h = load<XattrEntryHeader>(e);
+    std::uint32_t nlen = h.name_len, idx = h.prefix, vlen = h.value_size.value();
+    const std::uint64_t len = kXattrEntryHeaderSize + std::uint64_t(nlen) + vlen;
+    if (len > avail) return tl::unexpected(corrupt(r.nid, "xattr entry beyond its area"));
     if (idx < 7 && kPrefix[idx] != nullptr) {
-      fn(std::string_view(kPrefix[idx]), std::string_view(reinterpret_cast<const char*>(e + 4), nlen),
-         std::string_view(reinterpret_cast<const char*>(e + 4 + nlen), vlen));
+      const char* name = reinterpret_cast<const char*>(e + kXattrEntryHeaderSize);
+      fn(std::string_view(kPrefix[idx]), std::string_view(name, nlen), std::string_view(name + nlen, vlen));
     }
-    return std::min(total, avail);
+    return std::min(align_up(len, kXattrAlign), avail);
   };
   for (std::uint32_t i = 0; i < shared; ++i) {
-    std::uint64_t id = le32(body + 12 + i * 4);
-    std::uint64_t at = std::uint64_t(im.sb.xattr_blkaddr) * im.sb.block_size + id * 4;
-    if (!in_bounds(at, 4, im.size)) return tl::unexpected(corrupt(r.nid, "shared xattr beyond the file"));
+    std::uint64_t id = load<Le32>(body + kXattrBodyHeaderSize + i * kXattrIdSize).value();
+    std::uint64_t at = std::uint64_t(im.sb.xattr_blkaddr) * im.sb.block_size + id * kXattrIdSize;
+    if (!in_bounds(at, kXattrEntryHeaderSize, im.size)) return tl::unexpected(corrupt(r.nid, "shared xattr beyond the file"));
     auto n = one(im.data + at, im.size - at);
     if (!n) return tl::unexpected(n.error());
   }
@@ -105,38 +107,42 @@ Result<void> for_each_xattr(const Image::Impl& im, const InodeRec& r, Fn&& fn) {
 }  // namespace
 
 Result<InodeRec> Image::Impl::load_inode(std::uint64_t nid) const {
-  if (nid > (size >> 5)) return tl::unexpected(corrupt(nid, "nid beyond the end of the image"));
+  if (nid > size / kInodeSlotSize) return tl::unexpected(corrupt(nid, "nid beyond the end of the image"));
   InodeRec r;
   r.nid = nid;
-  r.pos = std::uint64_t(sb.meta_blkaddr) * sb.block_size + nid * 32;
+  r.pos = std::uint64_t(sb.meta_blkaddr) * sb.block_size + nid * kInodeSlotSize;
   if (!in_bounds(r.pos, kCompactInodeSize, size)) return tl::unexpected(corrupt(nid, "beyond the end of the image"));
   const std::uint8_t* p = data + r.pos;
-  std::uint16_t format = le16(p);
+  // i_format, i_xattr_icount and i_mode sit alike in both inode forms.
+  const auto c = load<CompactInode>(p);
+  std::uint16_t format = c.format.value();
   if (format & ~0xFu) return tl::unexpected(corrupt(nid, "unknown i_format bits"));
   r.layout = (format >> 1) & 7;
   if (r.layout > kLayoutChunkBased) return tl::unexpected(corrupt(nid, "unknown data layout"));
   bool extended = format & 1;
   r.isize = extended ? kExtendedInodeSize : kCompactInodeSize;
   if (!in_bounds(r.pos, r.isize, size)) return tl::unexpected(corrupt(nid, "extended inode beyond the end"));
-  r.xattr_icount = le16(p + 2);
-  r.xattr_size = r.xattr_icount ? 12 + (std::uint32_t(r.xattr_icount) - 1) * 4 : 0;
+  r.xattr_icount = c.xattr_icount.value();
+  r.xattr_size = xattr_body_size(r.xattr_icount);
   if (!in_bounds(r.pos + r.isize, r.xattr_size, size)) return tl::unexpected(corrupt(nid, "xattrs beyond the end"));
-  r.mode = le16(p + 4);
-  r.u = le32(p + 16);
+  r.mode = c.mode.value();
   if (extended) {
-    r.size = le64(p + 8);
-    r.uid = le32(p + 24);
-    r.gid = le32(p + 28);
-    r.mtime = le64(p + 32);
-    r.mtime_nsec = le32(p + 40);
-    r.nlink = le32(p + 44);
+    const auto x = load<ExtendedInode>(p);
+    r.u = x.u.value();
+    r.size = x.size.value();
+    r.uid = x.uid.value();
+    r.gid = x.gid.value();
+    r.mtime = x.mtime.value();
+    r.mtime_nsec = x.mtime_nsec.value();
+    r.nlink = x.nlink.value();
   } else {
-    r.nlink = le16(p + 6);
-    r.size = le32(p + 8);
-    r.uid = le16(p + 24);
-    r.gid = le16(p + 26);
+    r.u = c.u.value();
+    r.nlink = c.nlink.value();
+    r.size = c.size.value();
+    r.uid = c.uid.value();
+    r.gid = c.gid.value();
     if (!sb.rafs) {  // EROFS: compact inodes carry a delta to the build time
-      r.mtime = sb.build_time + le32(p + 12);
+      r.mtime = sb.build_time + c.mtime_delta.value();
       r.mtime_nsec = sb.build_time_nsec;
     }
   }

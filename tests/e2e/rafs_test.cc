@@ -36,7 +36,8 @@ const std::string kFixture = std::string(NYDUS_SOURCE_DIR) + "/../shared/fixture
 const std::string kSampleBlob = "be7d77eeb719f70884758d1aa800ed0fb09d701aaec469964e9d54325f0d5fef";
 
 std::string sha256_of(const std::string& bytes) {
-  return storage::to_hex(storage::sha256(std::span(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size())));
+  return storage::to_hex(
+      storage::sha256(std::span(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size())).value());
 }
 
 // The legacy configuration nydus-snapshotter writes for a fusedev daemon (contract §3.2).

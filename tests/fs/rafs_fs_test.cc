@@ -339,7 +339,7 @@ TEST(RafsFsSample, FilesMatchTheirPublishedHashes) {
     auto n = (*fs)->read(e->ino, 0, bytes.data(), bytes.size(), 0);
     ASSERT_TRUE(n);
     ASSERT_EQ(*n, bytes.size());
-    auto d = storage::sha256(std::span(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()));
+    auto d = storage::sha256(std::span(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size())).value();
     EXPECT_EQ(storage::to_hex(d), sha) << name;
   }
   EXPECT_EQ((*fs)->lookup((*fs)->root(), "lib.rs")->attr.st_ino, 133u);

@@ -53,7 +53,7 @@ std::string read_all(const Image& im, std::uint64_t ino) {
 }
 
 std::string sha_hex(const std::string& s) {
-  return to_hex(sha256({reinterpret_cast<const std::uint8_t*>(s.data()), s.size()}));
+  return to_hex(sha256({reinterpret_cast<const std::uint8_t*>(s.data()), s.size()}).value());
 }
 std::string b3_hex(const std::string& s) {
   return to_hex(blake3({reinterpret_cast<const std::uint8_t*>(s.data()), s.size()}));
