@@ -35,7 +35,7 @@ class RegistryBackendTest : public ::testing::Test {
     std::mt19937 rng(42);
     bytes_.resize(3 * 1024 * 1024 + 123);
     for (auto& b : bytes_) b = std::uint8_t(rng());
-    id_ = to_hex(sha256(bytes_));
+    id_ = to_hex(sha256(bytes_).value());
     std::ofstream(blobs_ + "/" + id_, std::ios::binary)
         .write(reinterpret_cast<const char*>(bytes_.data()), std::streamsize(bytes_.size()));
   }
