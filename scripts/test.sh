@@ -25,6 +25,9 @@ fi
 # The quick-start job must keep working too.
 bash scripts/demo.sh --once
 
+# The Debian package, from the release build above: dpkg -i, check, purge.
+bash scripts/deb-check.sh build
+
 # Repeat the verdicts last, so the closing line is the test suite's.
 echo "sanitize build: $(grep 'tests passed' build/ctest-sanitize.log)"
 grep 'tests passed' build/ctest-default.log
