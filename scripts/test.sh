@@ -26,7 +26,7 @@ fi
 bash scripts/demo.sh --once
 
 # The Debian package, from the release build above: dpkg -i, check, purge.
-bash scripts/deb-check.sh build
+if [ "$(id -u)" -eq 0 ]; then bash scripts/deb-check.sh build; else sudo bash scripts/deb-check.sh build; fi
 
 # Repeat the verdicts last, so the closing line is the test suite's.
 echo "sanitize build: $(grep 'tests passed' build/ctest-sanitize.log)"
