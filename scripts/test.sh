@@ -25,6 +25,9 @@ fi
 # The quick-start job must keep working too.
 bash scripts/demo.sh --once
 
+# The Debian package, from the release build above: dpkg -i, check, purge.
+if [ "$(id -u)" -eq 0 ]; then bash scripts/deb-check.sh build; else sudo bash scripts/deb-check.sh build; fi
+
 # Repeat the verdicts last, so the closing line is the test suite's.
 echo "sanitize build: $(grep 'tests passed' build/ctest-sanitize.log)"
 grep 'tests passed' build/ctest-default.log
