@@ -30,9 +30,7 @@ class NydusdTest : public ::testing::Test {
     daemon_ = std::make_unique<DaemonProcess>(args, dir_.file("nydusd.log"));
     ASSERT_TRUE(daemon_->wait_for_socket(sock_)) << daemon_->log();
     // The file may be a stale socket from before: wait until the daemon accepts.
-    for (int i = 0; i < 500 && !RawClient::connect(sock_); ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+    eventually([&] { return static_cast<bool>(RawClient::connect(sock_)); });
   }
 
   // One request on a fresh connection.
