@@ -5,6 +5,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <thread>
@@ -150,6 +151,23 @@ TEST_F(NydusdTest, DaemonInfoMatchesVersionOutput) {
   EXPECT_NE(out.find("Rustc: \t\t"), std::string::npos);
   for (const char* k : {"package_ver", "git_commit", "build_time", "profile", "rustc"}) {
     EXPECT_FALSE(info["version"][k].get<std::string>().empty()) << k;
+  }
+}
+
+// nydus-snapshotter always passes --log-rotation-size 100; flags kept only
+// for compatibility say so in --help instead of being silently ignored.
+TEST_F(NydusdTest, CompatibilityFlagsAreAcceptedAndDocumented) {
+  start({"--log-file", dir_.file("own.log"), "--log-rotation-size", "100", "--failover-policy", "flush", "--writable"});
+  EXPECT_EQ(Json::parse(call("GET", "/api/v1/daemon").body)["state"], "RUNNING");
+  EXPECT_TRUE(std::filesystem::exists(dir_.file("own.log")));
+  auto [rc, out] = run_command({nydusd_path(), "--help"});
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("MiB, keeping 5 old files (0: never)"), std::string::npos) << out;
+  for (const char* flag : {"--failover-policy", "--writable"}) {
+    auto at = out.find(flag);
+    ASSERT_NE(at, std::string::npos) << flag;
+    std::string entry = out.substr(at, out.find("\n  -", at) - at);  // up to the next option
+    EXPECT_NE(entry.find("no effect"), std::string::npos) << entry;
   }
 }
 
