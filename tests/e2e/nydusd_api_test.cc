@@ -5,6 +5,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -32,6 +33,16 @@ class NydusdTest : public ::testing::Test {
     ASSERT_TRUE(daemon_->wait_for_socket(sock_)) << daemon_->log();
     // The file may be a stale socket from before: wait until the daemon accepts.
     eventually([&] { return static_cast<bool>(RawClient::connect(sock_)); });
+    // The API answers while start-up runs (INIT until Mount and Start are
+    // done), as upstream's: wait for the state the daemon settles in, as
+    // nydus-snapshotter does.
+    bool upgrade = std::find(extra.begin(), extra.end(), "--upgrade") != extra.end();
+    std::string settled = upgrade ? "INIT" : "RUNNING";
+    ASSERT_TRUE(eventually([&] {
+      auto r = round_trip(sock_, "GET /api/v1/daemon HTTP/1.1\r\nHost: localhost\r\n\r\n");
+      Json info = r ? Json::parse(r->body, nullptr, false) : Json();
+      return info.is_object() && info.value("state", "") == settled;
+    })) << daemon_->log();
   }
 
   // One request on a fresh connection.
