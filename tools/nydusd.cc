@@ -69,16 +69,24 @@ struct Flags {
   bool version = false;
 };
 
+// 1 TiB: far beyond any real log, and its byte count cannot overflow.
+constexpr std::uint64_t kMaxLogRotationMiB = std::uint64_t{1} << 20;
+
 void add_flags(CLI::App& app, Flags& f) {
   app.add_option("-A,--apisock", f.apisock, "Unix socket path of the management API");
   auto* id = app.add_option("--id", f.id, "Daemon id, reported in daemon info (requires --supervisor)");
-  auto* sup = app.add_option("--supervisor", f.supervisor, "Supervisor socket for live upgrade (requires --id)");
+  auto* sup = app.add_option("--supervisor", f.supervisor,
+                             "Supervisor socket for live upgrade (requires --id); reported in daemon info, "
+                             "the supervisor protocol is not implemented yet");
   id->needs(sup);
   sup->needs(id);
   app.add_option("-l,--log-level", f.log_level, "trace|debug|info|warn|error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}, CLI::ignore_case));
   app.add_option("-L,--log-file", f.log_file, "Log to this file instead of stderr");
-  app.add_option("--log-rotation-size", f.log_rotation_size, "Log rotation size in MiB (0: never)");
+  app.add_option("--log-rotation-size", f.log_rotation_size,
+                 "Rotate --log-file when it reaches this size in MiB, keeping " +
+                     std::to_string(daemon::kLogFilesKept) + " old files (0: never)")
+      ->check(CLI::Range(std::uint64_t{0}, kMaxLogRotationMiB));
   app.add_option("--rlimit-nofile", f.rlimit_nofile, "Open-file limit to set (0: unchanged)");
   app.add_flag("--upgrade", f.upgrade, "Start in upgrade mode: wait in INIT for takeover");
   app.add_option("-M,--mountpoint", f.mountpoint, "FUSE mount point");
@@ -86,15 +94,16 @@ void add_flags(CLI::App& app, Flags& f) {
   auto* boot = app.add_option("-B,--bootstrap", f.bootstrap, "RAFS bootstrap to mount at the virtual mountpoint");
   auto* localfs = app.add_option("-D,--localfs-dir", f.localfs_dir, "Blob directory for a localfs backend");
   auto* shared = app.add_option("-s,--shared-dir", f.shared_dir, "Directory to serve through passthrough_fs");
-  auto* prefetch = app.add_option("--prefetch-files", f.prefetch_files, "File listing paths to prefetch");
+  auto* prefetch = app.add_option("--prefetch-files", f.prefetch_files,
+                                  "File listing paths to prefetch (checked; prefetch is not implemented yet: no effect)");
   boot->excludes(shared);
   localfs->excludes(cfg);
   prefetch->needs(boot);
   app.add_option("-m,--virtual-mountpoint", f.virtual_mountpoint, "Path inside the FUSE root for --bootstrap");
-  app.add_option("--failover-policy", f.failover_policy, "none|resend|flush")
+  app.add_option("--failover-policy", f.failover_policy, "none|resend|flush (accepted for compatibility; no effect)")
       ->check(CLI::IsMember({"none", "resend", "flush"}));
   app.add_option("--thread-num,--fuse-threads", f.thread_num, "FUSE worker threads")->check(CLI::Range(1, 1024));
-  app.add_flag("--writable", f.writable, "Accepted for compatibility; the service is read-only");
+  app.add_flag("--writable", f.writable, "Accepted for compatibility; no effect: the service is read-only");
 }
 
 void print_version(const nydus::api::BuildInfo& b) {
@@ -200,7 +209,9 @@ int main(int argc, char** argv) {
   }
 
   auto level = daemon::parse_log_level(flags.log_level, false);
-  if (auto r = daemon::setup_logging(level.value_or(spdlog::level::info), flags.log_file); !r) {
+  if (auto r = daemon::setup_logging(level.value_or(spdlog::level::info), flags.log_file,
+                                     flags.log_rotation_size << 20);  // MiB, as upstream
+      !r) {
     std::cerr << "nydusd: " << r.error().message() << "\n";
     return 1;
   }

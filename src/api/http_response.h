@@ -25,8 +25,9 @@ inline constexpr std::string_view kHeaderTooLarge = "HeaderTooLarge";          /
 inline constexpr std::string_view kInternal = "Internal";                      // 500
 inline constexpr std::string_view kTooManyConnections = "TooManyConnections";  // 503
 
-// The interim response to `Expect: 100-continue`.
-inline constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+// The interim response to `Expect: 100-continue`; it names the server as
+// every final response does (format_head).
+inline constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\nServer: Nydus API\r\n\r\n";
 
 // Status line and headers for a final response with a body of `body_size`
 // bytes. Status 204 gets neither Content-Type nor Content-Length.

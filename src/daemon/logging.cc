@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/rotating_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -21,14 +22,19 @@ std::optional<spdlog::level::level_enum> parse_log_level(std::string_view text, 
   return std::nullopt;
 }
 
-Result<void> setup_logging(spdlog::level::level_enum level, const std::string& log_file) {
+Result<void> setup_logging(spdlog::level::level_enum level, const std::string& log_file, std::uint64_t rotate_bytes) {
   std::shared_ptr<spdlog::logger> logger;
   try {
+    spdlog::sink_ptr sink;
     if (log_file.empty()) {
-      logger = spdlog::stderr_color_mt("nydusd");
+      sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+    } else if (rotate_bytes == 0) {
+      sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(log_file);
     } else {
-      logger = spdlog::basic_logger_mt("nydusd", log_file);
+      sink = std::make_shared<spdlog::sinks::rotating_file_sink_mt>(log_file, rotate_bytes, kLogFilesKept);
     }
+    // Not registered by name: set_default_logger replaces the previous one.
+    logger = std::make_shared<spdlog::logger>("nydusd", std::move(sink));
   } catch (const spdlog::spdlog_ex& e) {
     return fail(ErrorCode::kIo, "cannot open log file " + log_file + ": " + e.what());
   }

@@ -1,5 +1,7 @@
 // HttpServer's side of the handler contract: exceptions, misused responders,
 // on_sent, stop() from a handler, several I/O threads.
+#include <poll.h>
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -18,6 +20,7 @@ namespace nydus::api {
 namespace {
 
 using namespace std::chrono_literals;
+using testutil::eventually;
 using testutil::RawClient;
 using testutil::TempDir;
 
@@ -29,17 +32,6 @@ HttpResponse ok(std::string body = R"({"ok":true})") {
   HttpResponse r;
   r.body = std::move(body);
   return r;
-}
-
-// Polls `cond` for up to `timeout`.
-template <class F>
-bool eventually(F cond, std::chrono::milliseconds timeout = 2s) {
-  auto end = std::chrono::steady_clock::now() + timeout;
-  while (!cond()) {
-    if (std::chrono::steady_clock::now() > end) return false;
-    std::this_thread::sleep_for(5ms);
-  }
-  return true;
 }
 
 class HttpHandlerTest : public ::testing::Test {
@@ -104,7 +96,11 @@ TEST_F(HttpHandlerTest, DroppedResponderGets500) {
   ASSERT_TRUE(c.send(get("/drop")));
   expect_internal_error(c.read_reply(), "handler dropped the request");
   ASSERT_TRUE(c.send(get("/keep")));
-  EXPECT_TRUE(c.stays_silent(100ms));
+  ASSERT_TRUE(eventually([&] {
+    std::lock_guard lock(mu);
+    return !kept.empty();
+  }));
+  EXPECT_TRUE(c.stays_silent(100ms));  // held by the handler: no reply yet
   {
     std::lock_guard lock(mu);
     kept.clear();
@@ -156,27 +152,31 @@ TEST_F(HttpHandlerTest, OnSentRunsAfterTheResponseIsWritten) {
   }));
   RawClient c = connect();
   ASSERT_TRUE(c.send(get("/big")));
-  std::this_thread::sleep_for(200ms);
+  pollfd p{.fd = c.fd(), .events = POLLIN, .revents = 0};  // the server is writing now
+  ASSERT_EQ(::poll(&p, 1, static_cast<int>(testutil::kHangGuard.count())), 1);
   EXPECT_FALSE(sent_flag) << "on_sent ran before the client read the response";
-  auto reply = c.read_reply(5s);
+  auto reply = c.read_reply();
   ASSERT_TRUE(reply) << c.last_error();
   EXPECT_EQ(reply->body.size(), body.size());
-  EXPECT_EQ(sent.get_future().wait_for(1s), std::future_status::ready);
+  EXPECT_EQ(sent.get_future().wait_for(testutil::kHangGuard), std::future_status::ready);
 }
 
 TEST_F(HttpHandlerTest, OnSentRunsWhenTheConnectionFails) {
   std::promise<void> sent;
+  std::promise<void> handled;
   ASSERT_NO_FATAL_FAILURE(start([&](HttpRequest, HttpResponder respond) {
     HttpResponse r = ok(std::string(8 << 20, 'x'));
     r.on_sent = [&] { sent.set_value(); };
     respond(std::move(r));
+    handled.set_value();
   }));
   {
     RawClient c = connect();
     ASSERT_TRUE(c.send(get("/big")));
-    std::this_thread::sleep_for(100ms);
+    // Close only once the response is being written, not before the request is read.
+    ASSERT_EQ(handled.get_future().wait_for(testutil::kHangGuard), std::future_status::ready);
   }  // closed without reading
-  EXPECT_EQ(sent.get_future().wait_for(1s), std::future_status::ready);
+  EXPECT_EQ(sent.get_future().wait_for(testutil::kHangGuard), std::future_status::ready);
 }
 
 TEST_F(HttpHandlerTest, StopFromInsideAHandler) {
@@ -191,9 +191,9 @@ TEST_F(HttpHandlerTest, StopFromInsideAHandler) {
   ASSERT_TRUE(reply) << c.last_error();
   EXPECT_EQ(reply->status, 200u);
   auto waited = std::async(std::launch::async, [this] { server_->wait(); });
-  EXPECT_EQ(waited.wait_for(2s), std::future_status::ready);
-  EXPECT_TRUE(c.wait_closed(1s));
-  EXPECT_TRUE(idle.wait_closed(1s));
+  EXPECT_EQ(waited.wait_for(testutil::kHangGuard), std::future_status::ready);
+  EXPECT_TRUE(c.wait_closed());
+  EXPECT_TRUE(idle.wait_closed());
   EXPECT_FALSE(RawClient::connect(dir_.file("api.sock")));
 }
 
@@ -208,7 +208,7 @@ TEST_F(HttpHandlerTest, StopFromOnSent) {
   ASSERT_TRUE(reply);
   EXPECT_EQ(reply->status, 204u);
   auto waited = std::async(std::launch::async, [this] { server_->wait(); });
-  EXPECT_EQ(waited.wait_for(2s), std::future_status::ready);
+  EXPECT_EQ(waited.wait_for(testutil::kHangGuard), std::future_status::ready);
 }
 
 TEST_F(HttpHandlerTest, StopClosesIdleConnectionsAndWaitReturns) {
@@ -217,7 +217,7 @@ TEST_F(HttpHandlerTest, StopClosesIdleConnectionsAndWaitReturns) {
   ASSERT_TRUE(eventually([&] { return server_->connection_count() == 1; }));
   server_->stop();
   server_->stop();  // idempotent
-  EXPECT_TRUE(idle.wait_closed(1s));
+  EXPECT_TRUE(idle.wait_closed());
   server_->wait();
   EXPECT_EQ(server_->connection_count(), 0u);
 }
@@ -236,7 +236,7 @@ TEST_F(HttpHandlerTest, ResponderOutlivingTheServerIsHarmless) {
     return static_cast<bool>(late);
   }));
   server_.reset();
-  EXPECT_TRUE(c.wait_closed(1s));
+  EXPECT_TRUE(c.wait_closed());
   late(ok());  // after the server is gone: ignored, no crash
   late = nullptr;
 }

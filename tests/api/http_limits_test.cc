@@ -27,25 +27,16 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using testutil::HttpReply;
+using testutil::eventually;
 using testutil::RawClient;
 using testutil::TempDir;
 
 std::string get(std::string_view target) { return "GET " + std::string(target) + " HTTP/1.1\r\nHost: n\r\n\r\n"; }
 
-template <class F>
-bool eventually(F cond, std::chrono::milliseconds timeout = 2s) {
-  auto end = Clock::now() + timeout;
-  while (!cond()) {
-    if (Clock::now() > end) return false;
-    std::this_thread::sleep_for(5ms);
-  }
-  return true;
-}
-
 // Checks a transport error reply and that the server then closes.
 void expect_transport_error(RawClient& c, unsigned status, std::string_view code,
                             std::string_view message_part = "") {
-  auto reply = c.read_reply(2s);
+  auto reply = c.read_reply();
   ASSERT_TRUE(reply) << c.last_error();
   EXPECT_EQ(reply->status, status);
   EXPECT_EQ(reply->header("Server"), "Nydus API");
@@ -56,7 +47,7 @@ void expect_transport_error(RawClient& c, unsigned status, std::string_view code
   EXPECT_EQ(j["code"], code);
   ASSERT_TRUE(j["message"].is_string());
   EXPECT_NE(j["message"].get<std::string>().find(message_part), std::string::npos) << j["message"];
-  EXPECT_TRUE(c.wait_closed(1s)) << "connection left open after a transport error";
+  EXPECT_TRUE(c.wait_closed()) << "connection left open after a transport error";
 }
 
 class HttpLimitsTest : public ::testing::Test {
@@ -130,9 +121,7 @@ TEST_F(HttpLimitsTest, IncompleteHeaderGets408AfterTimeout) {
   auto t0 = Clock::now();
   ASSERT_TRUE(c.send("GET / HTTP/1.1\r\nHost: n\r\n"));
   ASSERT_NO_FATAL_FAILURE(expect_transport_error(c, 408, "RequestTimeout", "header"));
-  auto elapsed = Clock::now() - t0;
-  EXPECT_GE(elapsed, 250ms);
-  EXPECT_LT(elapsed, 1500ms);
+  EXPECT_GE(Clock::now() - t0, 300ms);  // never before the deadline; how late depends on the machine
   EXPECT_EQ(calls_, 0);
 }
 
@@ -140,11 +129,11 @@ TEST_F(HttpLimitsTest, IncompleteHeaderGets408AfterTimeout) {
 TEST_F(HttpLimitsTest, TricklingHeaderStillTimesOut) {
   ASSERT_NO_FATAL_FAILURE(start());
   RawClient c = connect();
-  auto t0 = Clock::now();
-  std::string header = "GET /slow-loris HTTP/1.1\r\nX-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+  // One byte per 40 ms: the whole header would take over 10 s, far past the
+  // 300 ms deadline however loaded the machine is.
+  std::string header = "GET /slow-loris HTTP/1.1\r\nX-Pad: " + std::string(260, 'a') + "\r\n\r\n";
   std::size_t sent = 0;
-  while (sent < header.size() && Clock::now() - t0 < 1500ms) {
-    c.send(header.substr(sent++, 1));
+  while (sent < header.size() && c.send(header.substr(sent++, 1))) {
     if (!c.stays_silent(40ms)) break;  // the reply stays buffered for below
   }
   EXPECT_LT(sent, header.size()) << "the whole header went through without a 408";
@@ -162,11 +151,13 @@ TEST_F(HttpLimitsTest, IncompleteBodyGets408AfterTimeout) {
 // The 100 Continue waits behind a slow earlier response; the client cannot
 // send its body before seeing it, so the body deadline must not run meanwhile.
 TEST_F(HttpLimitsTest, BodyDeadlineStartsWhenContinueIsWritten) {
-  ASSERT_NO_FATAL_FAILURE(start());
+  // The client must send its body within the deadline once the 100 is out:
+  // 1 s leaves a loaded machine ample time for that read-then-send.
+  ASSERT_NO_FATAL_FAILURE(start([](HttpServerOptions& o) { o.header_timeout = 1s; }));
   RawClient c = connect();
   ASSERT_TRUE(c.send(get("/park") + "PUT /x HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"));
   ASSERT_TRUE(eventually([&] { return calls_ == 1; }));
-  EXPECT_TRUE(c.stays_silent(600ms)) << c.buffered();  // 2x header_timeout
+  EXPECT_TRUE(c.stays_silent(2s)) << c.buffered();  // 2x header_timeout
   ASSERT_NO_FATAL_FAILURE(answer_parked());
   auto first = c.read_reply();
   ASSERT_TRUE(first) << c.last_error();
@@ -340,7 +331,7 @@ TEST_F(HttpLimitsTest, AcceptErrorsBackOffInsteadOfSpinning) {
   const std::string request = get("/after-emfile");
   ASSERT_EQ(::send(client, request.data(), request.size(), MSG_NOSIGNAL), static_cast<ssize_t>(request.size()));
   pollfd p{.fd = client, .events = POLLIN, .revents = 0};
-  EXPECT_EQ(::poll(&p, 1, 2000), 1) << "connection not served after the fd limit was lifted";
+  EXPECT_EQ(::poll(&p, 1, static_cast<int>(testutil::kHangGuard.count())), 1) << "connection not served after the fd limit was lifted";
   char buf[64] = {};
   EXPECT_GT(::recv(client, buf, sizeof(buf) - 1, 0), 0);
   EXPECT_EQ(std::string_view(buf).substr(0, 12), "HTTP/1.1 200");

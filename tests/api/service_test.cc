@@ -4,7 +4,9 @@
 #include <sys/stat.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <future>
+#include <mutex>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -20,18 +22,25 @@ using testutil::TempDir;
 
 ApiResult info_payload() { return ApiResponsePayload{PayloadKind::kDaemonInfo, R"({"state":"RUNNING"})"}; }
 
-// Answers info inline; mounts after a delay from another thread; throws on Start.
+// Answers info inline; holds each mount on a thread of its own until
+// release_mounts(); throws on Start.
 class FakeDaemon : public ApiHandler {
  public:
   ~FakeDaemon() override {
+    release_mounts();
     for (auto& t : threads_) t.join();
   }
   void handle(ApiRequest request, ApiReply reply) override {
     if (std::holds_alternative<GetDaemonInfo>(request)) {
+      infos_served_++;
       reply(info_payload(), {});
     } else if (std::holds_alternative<Mount>(request)) {
+      mounts_started_++;
       threads_.emplace_back([reply = std::move(reply), this] {
-        std::this_thread::sleep_for(600ms);
+        {
+          std::unique_lock lock(mu_);
+          cv_.wait(lock, [this] { return released_; });
+        }
         mounts_done_++;
         reply(ApiResponsePayload::empty(), {});
       });
@@ -41,10 +50,22 @@ class FakeDaemon : public ApiHandler {
       reply(tl::unexpected(ApiError::daemon_abnormal(DaemonError::unsupported())), {});
     }
   }
+  void release_mounts() {
+    {
+      std::lock_guard lock(mu_);
+      released_ = true;
+    }
+    cv_.notify_all();
+  }
+  std::atomic<int> infos_served_{0};
+  std::atomic<int> mounts_started_{0};
   std::atomic<int> mounts_done_{0};
 
  private:
-  std::vector<std::thread> threads_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool released_ = false;  // guarded by mu_
+  std::vector<std::thread> threads_;  // I/O thread only
 };
 
 const char* kMount =
@@ -60,15 +81,15 @@ TEST(ServiceTest, SlowRequestDoesNotBlockOtherConnections) {
   auto slow = RawClient::connect(dir.file("api.sock"));
   ASSERT_TRUE(slow);
   ASSERT_TRUE(slow->send(kMount));
-  std::this_thread::sleep_for(50ms);
-  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(testutil::eventually([&] { return daemon.mounts_started_ == 1; }));
+  // The mount cannot finish before release_mounts(): a blocked connection
+  // would make this round trip hang until the hang guard.
   auto fast = testutil::round_trip(dir.file("api.sock"), kInfo);
-  auto elapsed = std::chrono::steady_clock::now() - t0;
   ASSERT_TRUE(fast);
   EXPECT_EQ(fast->status, 200u);
-  EXPECT_LT(elapsed, 300ms);
-  EXPECT_EQ(daemon.mounts_done_.load(), 0);  // the mount really was still running
-  auto mounted = slow->read_reply(3s);
+  EXPECT_EQ(daemon.mounts_done_.load(), 0);
+  daemon.release_mounts();
+  auto mounted = slow->read_reply();
   ASSERT_TRUE(mounted);
   EXPECT_EQ(mounted->status, 204u);
 }
@@ -80,12 +101,15 @@ TEST(ServiceTest, RepliesOnOneConnectionKeepRequestOrder) {
   ASSERT_TRUE(server);
   auto c = RawClient::connect(dir.file("api.sock"));
   ASSERT_TRUE(c);
-  // The mount finishes long after the info request, but its reply goes first.
+  // The mount finishes after the info request was answered, but its reply goes first.
   ASSERT_TRUE(c->send(std::string(kMount) + kInfo));
-  auto first = c->read_reply(3s);
+  ASSERT_TRUE(testutil::eventually([&] { return daemon.infos_served_ == 1; }));
+  EXPECT_TRUE(c->stays_silent(50ms)) << c->buffered();  // the info reply waits for the mount's
+  daemon.release_mounts();
+  auto first = c->read_reply();
   ASSERT_TRUE(first);
   EXPECT_EQ(first->status, 204u);
-  auto second = c->read_reply(3s);
+  auto second = c->read_reply();
   ASSERT_TRUE(second);
   EXPECT_EQ(second->status, 200u);
 }
@@ -142,7 +166,7 @@ TEST(ServiceTest, ChannelShapeRoundTripAndWake) {
 
   started->waker->wake();
   auto fut = finished.get_future();
-  ASSERT_EQ(fut.wait_for(5s), std::future_status::ready);
+  ASSERT_EQ(fut.wait_for(testutil::kHangGuard), std::future_status::ready);
   EXPECT_TRUE(fut.get());  // the API side was told to finish with an empty message
   started->thread.join();
   api.join();
@@ -171,7 +195,7 @@ TEST(ServiceTest, ChannelShapeServesOneRequestAtATime) {
   std::atomic<int> ok{0};
   for (int i = 0; i < 8; ++i) {
     clients.emplace_back([&] {
-      auto r = testutil::round_trip(dir.file("api.sock"), kInfo, 5s);
+      auto r = testutil::round_trip(dir.file("api.sock"), kInfo);
       if (r && r->status == 200) ok++;
     });
   }

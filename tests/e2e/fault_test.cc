@@ -7,12 +7,13 @@
 // detect_leaks=1:abort_on_error=1, so a leak, or any ASan/UBSan report, makes
 // that exit status non-zero and fails the test.
 //
-// Latency bounds (100 ms under slow-loris, 50 ms beside a slow handler) are
-// checked on the 99th percentile of many requests and on the maximum with a
-// 5x margin (20x under AddressSanitizer, which slows the daemon several
-// times): one scheduler stall on a loaded 2-core CI machine is not a server
-// fault, a pattern of slow answers is. RSS bounds are checked only without
-// ASan, whose quarantine keeps freed memory resident by design.
+// No latency is checked here: on a loaded machine any bound is either loose
+// enough to prove nothing or tight enough to fail at random. The properties
+// are exact instead (every request answered while the slow-loris connections
+// are held open, info answered while a mount is held by its handler); the
+// latency under idle connections is measured by bench/loadgen.cc (--idle).
+// RSS bounds are checked only without ASan, whose quarantine keeps freed
+// memory resident by design.
 #include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -37,15 +38,11 @@
 namespace nydus::testutil {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-using Ms = std::chrono::duration<double, std::milli>;
-
 #if defined(__SANITIZE_ADDRESS__)
 constexpr bool kAsan = true;
 #else
 constexpr bool kAsan = false;
 #endif
-constexpr double kMaxMargin = kAsan ? 20.0 : 5.0;
 
 const std::string kInfo = "GET /api/v1/daemon HTTP/1.1\r\nHost: localhost\r\n\r\n";
 
@@ -76,31 +73,17 @@ long rss_kib(pid_t pid) {
   return -1;
 }
 
-struct LatencyStats {
-  double p99_ms = 0;
-  double max_ms = 0;
-  std::size_t failures = 0;
-};
-
-// `n` GET /api/v1/daemon on one keep-alive connection, one at a time.
-LatencyStats measure_info(const std::string& sock, int n) {
-  LatencyStats s;
-  std::vector<double> ms;
+// `n` GET /api/v1/daemon on one keep-alive connection, one at a time; how
+// many of them failed (no 200 within the hang guard).
+std::size_t info_failures(const std::string& sock, int n) {
   auto c = RawClient::connect(sock);
-  if (!c) {
-    s.failures = static_cast<std::size_t>(n);
-    return s;
-  }
+  if (!c) return static_cast<std::size_t>(n);
+  std::size_t failures = 0;
   for (int i = 0; i < n; ++i) {
-    auto t0 = Clock::now();
-    std::optional<HttpReply> r = c->send(kInfo) ? c->read_reply(5s) : std::nullopt;
-    ms.push_back(Ms(Clock::now() - t0).count());
-    if (!r || r->status != 200) ++s.failures;
+    std::optional<HttpReply> r = c->send(kInfo) ? c->read_reply() : std::nullopt;
+    if (!r || r->status != 200) ++failures;
   }
-  std::sort(ms.begin(), ms.end());
-  s.p99_ms = ms[ms.size() * 99 / 100];
-  s.max_ms = ms.back();
-  return s;
+  return failures;
 }
 
 class FaultTest : public ::testing::Test {
@@ -112,32 +95,32 @@ class FaultTest : public ::testing::Test {
                                               dir_.file("nydusd.log"));
     ASSERT_TRUE(daemon_->wait_for_socket(sock_)) << daemon_->log();
     ASSERT_TRUE(answers()) << daemon_->log();
-    // The probes' connections close asynchronously: wait for a stable count.
     baseline_fds_ = open_fds(daemon_->pid());
-    for (int i = 0; i < 100; ++i) {
-      std::this_thread::sleep_for(10ms);
-      std::size_t now = open_fds(daemon_->pid());
-      if (now == baseline_fds_) break;
-      baseline_fds_ = now;
-    }
   }
 
+  // One info request on a connection the daemon closes after its reply; true
+  // once that reply was 200 and the daemon's side of it is closed too, so a
+  // descriptor count taken next does not include it.
   bool answers() {
-    for (int i = 0; i < 500; ++i) {
-      auto r = round_trip(sock_, kInfo);
-      if (r && r->status == 200) return true;
-      std::this_thread::sleep_for(10ms);
-    }
-    return false;
+    std::optional<RawClient> c;
+    // The socket file appears at bind(), a moment before listen().
+    bool connected = eventually([&] {
+      if (auto r = RawClient::connect(sock_)) c.emplace(std::move(*r));
+      return c.has_value();
+    });
+    if (!connected) return false;
+    if (!c->send("GET /api/v1/daemon HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")) return false;
+    auto r = c->read_reply();
+    return r && r->status == 200 && c->wait_closed();
   }
 
   // The daemon survived, closed every connection the test dropped, and
   // shuts down cleanly (leak-free under the sanitize preset).
   void expect_healthy_and_clean_exit() {
     ASSERT_TRUE(answers()) << daemon_->log();
-    auto deadline = Clock::now() + 5s;
-    while (open_fds(daemon_->pid()) > baseline_fds_ && Clock::now() < deadline) std::this_thread::sleep_for(10ms);
-    EXPECT_EQ(open_fds(daemon_->pid()), baseline_fds_) << "connections leaked";
+    // Dropped connections are closed asynchronously; a leaked one never is.
+    EXPECT_TRUE(eventually([&] { return open_fds(daemon_->pid()) <= baseline_fds_; }))
+        << open_fds(daemon_->pid()) << " descriptors open, " << baseline_fds_ << " at the start: connections leaked";
     daemon_->signal(SIGTERM);
     auto status = daemon_->wait_exit(60s);
     ASSERT_TRUE(status.has_value());
@@ -210,12 +193,9 @@ TEST_F(FaultTest, SlowLorisDoesNotStarveANormalClient) {
       std::this_thread::sleep_for(20ms);
     }
   });
-  LatencyStats s = measure_info(sock_, 300);
+  EXPECT_EQ(info_failures(sock_, 300), 0u);
   stop = true;
   trickle.join();
-  EXPECT_EQ(s.failures, 0u);
-  EXPECT_LT(s.p99_ms, 100.0) << "max " << s.max_ms << " ms";
-  EXPECT_LT(s.max_ms, 100.0 * kMaxMargin);
   // None of them was answered or dropped: they are within the header deadline.
   std::size_t answered = 0;
   for (auto& c : loris) answered += !c.read_some(0ms).empty() || c.eof();
@@ -233,10 +213,10 @@ TEST_F(FaultTest, HugeDeclaredBodiesAreRefusedWithoutBuffering) {
     ASSERT_TRUE(c);
     c->send("PUT /api/v1/config HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
             std::to_string(mb * 1000 * 1000) + "\r\n\r\n");
-    auto r = c->read_reply(5s);
+    auto r = c->read_reply();
     ASSERT_TRUE(r) << mb << " MB: " << c->last_error();
     EXPECT_EQ(r->status, 413u);
-    EXPECT_TRUE(c->wait_closed(5s));
+    EXPECT_TRUE(c->wait_closed());
   }
   if (!kAsan) {
     EXPECT_LT(rss_kib(daemon_->pid()) - rss0, 4096) << "KiB grown";
@@ -256,7 +236,7 @@ TEST_F(FaultTest, HugeChunkedBodiesAreCutOffAtTheLimit) {
     std::size_t sent = 0;
     while (sent < mb * 1000 * 1000 && c->send(chunk)) sent += 0x10000;
     EXPECT_LT(sent, 4u << 20) << "the daemon kept reading past its body limit";
-    auto r = c->read_reply(5s);
+    auto r = c->read_reply();
     ASSERT_TRUE(r) << c->last_error();
     EXPECT_EQ(r->status, 413u);
   }
@@ -268,24 +248,40 @@ TEST_F(FaultTest, HugeChunkedBodiesAreCutOffAtTheLimit) {
 
 // nydusd has no slow handler to offer yet (mount fails at once without a
 // filesystem service), so this case runs nydusd's API stack in process: the
-// real Daemon behind the real server, with mounts delayed 2 s on a thread of
-// their own as a slow filesystem would.
+// real Daemon behind the real server, with mounts held on a thread of their
+// own, as a slow filesystem would, until the test releases them.
 class SlowMount : public api::ApiHandler {
  public:
   explicit SlowMount(api::ApiHandler& inner) : inner_(inner) {}
   ~SlowMount() override {
+    release();
     for (auto& t : threads_) t.join();
   }
   void handle(api::ApiRequest request, api::ApiReply reply) override {
     if (!std::holds_alternative<api::Mount>(request)) return inner_.handle(std::move(request), std::move(reply));
+    ++started_;
     threads_.emplace_back([this, request = std::move(request), reply = std::move(reply)]() mutable {
-      std::this_thread::sleep_for(2s);
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [this] { return released_; });
+      }
       inner_.handle(std::move(request), std::move(reply));
     });
   }
+  void release() {
+    {
+      std::lock_guard lock(mu_);
+      released_ = true;
+    }
+    cv_.notify_all();
+  }
+  std::atomic<int> started_{0};
 
  private:
   api::ApiHandler& inner_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool released_ = false;  // guarded by mu_
   std::vector<std::thread> threads_;  // I/O thread only
 };
 
@@ -302,18 +298,16 @@ TEST(FaultInProcess, SlowHandlerDoesNotDelayOtherConnections) {
   auto mounter = RawClient::connect(options.socket_path);
   ASSERT_TRUE(mounter);
   const std::string body = R"({"source":"/b","fs_type":"passthrough_fs","config":"{}"})";
-  auto t0 = Clock::now();
   ASSERT_TRUE(mounter->send("POST /api/v1/mount?mountpoint=/m HTTP/1.1\r\nHost: x\r\nContent-Length: " +
                             std::to_string(body.size()) + "\r\n\r\n" + body));
-  LatencyStats s = measure_info(options.socket_path, 200);
-  EXPECT_LT(Ms(Clock::now() - t0).count(), 2000.0) << "the info requests were not all served during the mount";
-  auto r = mounter->read_reply(10s);
+  ASSERT_TRUE(eventually([&] { return slow.started_ == 1; }));
+  // The mount is held until release(): every info request is served meanwhile.
+  EXPECT_EQ(info_failures(options.socket_path, 200), 0u);
+  EXPECT_TRUE(mounter->stays_silent(0ms)) << mounter->buffered();
+  slow.release();
+  auto r = mounter->read_reply();
   ASSERT_TRUE(r);
-  EXPECT_GE(Ms(Clock::now() - t0).count(), 2000.0);
   EXPECT_NE(r->status, 0u);
-  EXPECT_EQ(s.failures, 0u);
-  EXPECT_LT(s.p99_ms, 50.0) << "max " << s.max_ms << " ms";
-  EXPECT_LT(s.max_ms, 50.0 * kMaxMargin);
   (*server)->stop();
 }
 

@@ -172,8 +172,7 @@ TEST_F(FuseServiceTest, ServesMountsOverFuse) {
   auto g = nlohmann::json::parse(*svc.global_metrics("/snap"));
   EXPECT_EQ(g["data_read"], 6);
   // Idle -> 204 (asynchronous releases may still be finishing).
-  for (int i = 0; i < 400 && svc.inflight_metrics(); ++i) std::this_thread::sleep_for(5ms);
-  EXPECT_FALSE(svc.inflight_metrics());
+  EXPECT_TRUE(testutil::eventually([&] { return !svc.inflight_metrics(); }));
   ASSERT_TRUE(svc.umount("/snap"));
   EXPECT_FALSE(stdfs::exists(mnt + "/snap"));
   svc.stop();
@@ -221,11 +220,10 @@ TEST_F(FuseServiceTest, InflightAndEventsFromASlowFailingSource) {
     ::close(fd);
   });
   std::optional<std::string> inflight;
-  for (int i = 0; i < 2000; ++i) {
+  testutil::eventually([&] {
     inflight = svc.inflight_metrics();
-    if (inflight && inflight->find("\"opcode\":15") != std::string::npos) break;
-    std::this_thread::sleep_for(5ms);
-  }
+    return inflight && inflight->find("\"opcode\":15") != std::string::npos;
+  });
   {
     std::lock_guard lock(mu);
     go = true;
@@ -241,8 +239,7 @@ TEST_F(FuseServiceTest, InflightAndEventsFromASlowFailingSource) {
     if (e["opcode"] == 15) found = true;
   }
   EXPECT_TRUE(found) << *inflight;
-  for (int i = 0; i < 400 && svc.inflight_metrics(); ++i) std::this_thread::sleep_for(5ms);
-  EXPECT_FALSE(svc.inflight_metrics());
+  EXPECT_TRUE(testutil::eventually([&] { return !svc.inflight_metrics(); }));
   auto g = nlohmann::json::parse(*svc.global_metrics("/slow"));
   EXPECT_EQ(g["fop_errors"][4], 1);
   std::lock_guard lock(mu_);

@@ -5,6 +5,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <thread>
@@ -30,9 +32,17 @@ class NydusdTest : public ::testing::Test {
     daemon_ = std::make_unique<DaemonProcess>(args, dir_.file("nydusd.log"));
     ASSERT_TRUE(daemon_->wait_for_socket(sock_)) << daemon_->log();
     // The file may be a stale socket from before: wait until the daemon accepts.
-    for (int i = 0; i < 500 && !RawClient::connect(sock_); ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+    eventually([&] { return static_cast<bool>(RawClient::connect(sock_)); });
+    // The API answers while start-up runs (INIT until Mount and Start are
+    // done), as upstream's: wait for the state the daemon settles in, as
+    // nydus-snapshotter does.
+    bool upgrade = std::find(extra.begin(), extra.end(), "--upgrade") != extra.end();
+    std::string settled = upgrade ? "INIT" : "RUNNING";
+    ASSERT_TRUE(eventually([&] {
+      auto r = round_trip(sock_, "GET /api/v1/daemon HTTP/1.1\r\nHost: localhost\r\n\r\n");
+      Json info = r ? Json::parse(r->body, nullptr, false) : Json();
+      return info.is_object() && info.value("state", "") == settled;
+    })) << daemon_->log();
   }
 
   // One request on a fresh connection.
@@ -152,6 +162,23 @@ TEST_F(NydusdTest, DaemonInfoMatchesVersionOutput) {
   EXPECT_NE(out.find("Rustc: \t\t"), std::string::npos);
   for (const char* k : {"package_ver", "git_commit", "build_time", "profile", "rustc"}) {
     EXPECT_FALSE(info["version"][k].get<std::string>().empty()) << k;
+  }
+}
+
+// nydus-snapshotter always passes --log-rotation-size 100; flags kept only
+// for compatibility say so in --help instead of being silently ignored.
+TEST_F(NydusdTest, CompatibilityFlagsAreAcceptedAndDocumented) {
+  start({"--log-file", dir_.file("own.log"), "--log-rotation-size", "100", "--failover-policy", "flush", "--writable"});
+  EXPECT_EQ(Json::parse(call("GET", "/api/v1/daemon").body)["state"], "RUNNING");
+  EXPECT_TRUE(std::filesystem::exists(dir_.file("own.log")));
+  auto [rc, out] = run_command({nydusd_path(), "--help"});
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("MiB, keeping 5 old files (0: never)"), std::string::npos) << out;
+  for (const char* flag : {"--failover-policy", "--writable"}) {
+    auto at = out.find(flag);
+    ASSERT_NE(at, std::string::npos) << flag;
+    std::string entry = out.substr(at, out.find("\n  -", at) - at);  // up to the next option
+    EXPECT_NE(entry.find("no effect"), std::string::npos) << entry;
   }
 }
 
@@ -363,7 +390,7 @@ TEST_F(NydusdTest, BurstOfConnectionsAllAnswered) {
   for (auto& c : clients) ASSERT_TRUE(c.send("GET /api/v1/daemon/events HTTP/1.1\r\nHost: x\r\n\r\n"));
   int ok = 0;
   for (auto& c : clients) {
-    auto r = c.read_reply(std::chrono::seconds(5));
+    auto r = c.read_reply();
     if (r && r->status == 200) ++ok;
   }
   EXPECT_EQ(ok, 200);

@@ -9,14 +9,16 @@
 
 #include <gtest/gtest.h>
 
+#include "util/wait.h"
+
 namespace nydus::storage {
 namespace {
 
 using Bytes = std::vector<std::uint8_t>;
 
-// Blocks a loader until `n` other callers wait for it (or 10 s pass: the test then fails on counts).
+// Blocks a loader until `n` other callers wait for it (or the hang guard passes: the test then fails on counts).
 void await_waiters(const ChunkCache& cache, std::size_t n) {
-  for (int i = 0; i < 10000 && cache.waiting() < n; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  testutil::eventually([&] { return cache.waiting() >= n; });
 }
 
 TEST(ChunkCache, ConcurrentCallersLoadOnce) {

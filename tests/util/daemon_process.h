@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "util/wait.h"
+
 namespace nydus::testutil {
 
 class DaemonProcess {
@@ -21,9 +23,9 @@ class DaemonProcess {
 
   pid_t pid() const { return pid_; }
   // Polls until `path` is a socket; false on timeout or if the child died.
-  bool wait_for_socket(const std::string& path, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  bool wait_for_socket(const std::string& path, std::chrono::milliseconds timeout = kHangGuard);
   // Waits for the child to exit; its exit status (or 128+signal), nullopt on timeout.
-  std::optional<int> wait_exit(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  std::optional<int> wait_exit(std::chrono::milliseconds timeout = kHangGuard);
   // Sends `sig` to the child.
   void signal(int sig);
   std::string log() const;

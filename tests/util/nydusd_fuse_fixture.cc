@@ -49,8 +49,12 @@ void NydusdFuseFixture::start(const std::vector<std::string>& extra) {
   args.insert(args.end(), extra.begin(), extra.end());
   daemon_ = std::make_unique<DaemonProcess>(args, dir_.file("nydusd.log"));
   ASSERT_TRUE(daemon_->wait_for_socket(sock_)) << daemon_->log();
-  for (int i = 0; i < 500 && !is_mounted(mnt_); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  ASSERT_TRUE(is_mounted(mnt_)) << daemon_->log();
+  ASSERT_TRUE(eventually([&] { return is_mounted(mnt_); })) << daemon_->log();
+  // FUSE is mounted during Start, a moment before the state reads RUNNING.
+  ASSERT_TRUE(eventually([&] {
+    auto r = round_trip(sock_, "GET /api/v1/daemon HTTP/1.1\r\nHost: x\r\n\r\n");
+    return r && r->body.find(R"("state":"RUNNING")") != std::string::npos;
+  })) << daemon_->log();
 }
 
 HttpReply NydusdFuseFixture::call(const std::string& method, const std::string& target, const std::string& body) {

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "nydus/result.h"
+#include "util/wait.h"
 
 namespace nydus::testutil {
 
@@ -72,7 +73,7 @@ class RawClient {
   // body runs to EOF. nullopt on timeout, EOF before a complete response, or
   // a malformed response (see last_error()). Bytes after the response stay
   // buffered for the next call.
-  std::optional<HttpReply> read_reply(std::chrono::milliseconds timeout = 2s);
+  std::optional<HttpReply> read_reply(std::chrono::milliseconds timeout = kHangGuard);
 
   // Reads whatever arrives within `timeout` (buffered bytes first); stops at
   // the first data, EOF or timeout. Empty = nothing arrived.
@@ -80,7 +81,7 @@ class RawClient {
 
   // True if the server closes the connection within `timeout`; data arriving
   // meanwhile is kept for read_reply().
-  bool wait_closed(std::chrono::milliseconds timeout = 2s);
+  bool wait_closed(std::chrono::milliseconds timeout = kHangGuard);
   // True if for all of `duration` nothing arrives and the connection stays
   // open (e.g. no timeout on an idle connection, no spurious response).
   bool stays_silent(std::chrono::milliseconds duration);
@@ -105,7 +106,7 @@ class RawClient {
 
 // Connect, send `request`, read one reply, close. nullopt on any failure.
 std::optional<HttpReply> round_trip(const std::string& socket_path, std::string_view request,
-                                    std::chrono::milliseconds timeout = 2s);
+                                    std::chrono::milliseconds timeout = kHangGuard);
 
 // A unique directory under /tmp, removed with its contents on destruction.
 class TempDir {
