@@ -19,7 +19,6 @@ namespace nydus::testutil {
 namespace {
 
 const std::string kFakeScript = std::string(NYDUS_SOURCE_DIR) + "/tests/registry/fake_registry.py";
-constexpr auto kHangGuard = std::chrono::seconds(10);
 
 bool executable(const std::string& p) { return ::access(p.c_str(), X_OK) == 0; }
 
