@@ -85,6 +85,8 @@ struct HttpResponse {
   // swallowed. Not called if the server is destroyed before the response
   // reaches the I/O thread.
   std::function<void()> on_sent;
+  // Content-Type of a non-empty body; empty means application/json.
+  std::string content_type;
 };
 
 // Delivers the response for one request; call once, from any thread, also
