@@ -40,5 +40,14 @@ TEST_F(PythonCheckTest, PrometheusExpositionParsesAndMatchesTheJsonRoutes) {
   run("prometheus_check.py", sock_ + " " + mnt_ + " " + kFixture + " " + std::string(NYDUS_BIN_DIR) + "/nydusctl");
 }
 
+// Every route, success and error cases, ending with exit: statuses and bodies
+// must be ones docs/openapi.yaml documents, and every documented operation is
+// exercised.
+TEST_F(PythonCheckTest, EveryRouteAnswersAsDocsOpenapiYamlSays) {
+  if (IsSkipped()) return;
+  start();
+  run("openapi_check.py", sock_ + " " + mnt_ + " " + kFixture + " " + std::string(NYDUS_SOURCE_DIR) + "/docs/openapi.yaml");
+}
+
 }  // namespace
 }  // namespace nydus::testutil
