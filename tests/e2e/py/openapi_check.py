@@ -132,13 +132,24 @@ def resolve(spec, node):
     return node
 
 
-def validate(spec, components, method, target, reply):
+def validate(spec, components, method, target, body, reply):
     path = target.split("?", 1)[0]
     op = operation(spec, path, method)
     if op is None:
         # Not a documented operation: must be answered by the documented default rules.
         op = spec["x-undocumented-request"]
     responses = op["responses"]
+    if body is not None and 200 <= reply.status < 300:
+        # A body the daemon accepted must fit the documented request schema too.
+        req = resolve(spec, op.get("requestBody"))
+        if req is None:
+            raise AssertionError("%s %s accepted a body the spec does not document" % (method, target))
+        schema = to_json_schema(req["content"]["application/json"]["schema"])
+        schema["components"] = components
+        try:
+            jsonschema.validate(json.loads(body), schema)
+        except jsonschema.ValidationError as e:
+            raise AssertionError("%s %s request body: %s" % (method, target, e.message))
     want = resolve(spec, responses.get(str(reply.status)))
     if want is None:
         raise AssertionError("%s %s: status %d is not documented (%s)" % (method, target, reply.status, list(responses)))
@@ -182,7 +193,7 @@ def main():
             print(method, target, reply.status, reply.headers.get("content-type"), reply.body[:400])
         seen.add((target.split("?", 1)[0], method.lower()))
         try:
-            validate(spec, components, method, target, reply)
+            validate(spec, components, method, target, body, reply)
         except AssertionError as e:
             failures.append(str(e))
     for path, item in spec["paths"].items():
