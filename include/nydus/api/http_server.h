@@ -73,8 +73,8 @@ struct HttpRequest {
 
 struct HttpResponse {
   unsigned status = 200;
-  // JSON text. Non-empty: sent with Content-Type: application/json and
-  // Content-Length. Empty: no Content-Type; Content-Length: 0 except for 204.
+  // JSON text (or what content_type says). Non-empty: sent with Content-Type
+  // and Content-Length. Empty: no Content-Type; Content-Length: 0 except for 204.
   std::string body;
   // Close the connection after this response.
   bool close = false;

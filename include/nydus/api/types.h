@@ -112,8 +112,8 @@ enum class PayloadKind {
   kPrometheus,  // text exposition, not JSON
 };
 
-// A successful reply: its kind and its JSON text (already serialised by the
-// daemon, so the transport never re-encodes it).
+// A successful reply: its kind and its JSON text (for kPrometheus the exposition
+// text), already serialised by the daemon, so the transport never re-encodes it.
 struct ApiResponsePayload {
   PayloadKind kind = PayloadKind::kEmpty;
   std::string json;
