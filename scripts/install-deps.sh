@@ -14,6 +14,7 @@ packages=(
   clang-14 libclang-rt-14-dev llvm-14
   libcurl4-openssl-dev docker-registry apache2-utils openssl
   curl python3 procps erofs-utils
+  python3-prometheus-client python3-jsonschema python3-yaml
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -136,6 +136,10 @@ int main(int argc, char** argv) {
   metrics->add_option("--id", id, "Instance id (mountpoint); needed when several are mounted");
   metrics->add_option("-I,--interval", interval, "Repeat every N seconds");
   metrics->add_option("--count", count, "With --interval: stop after this many reports (0: forever)");
+  bool prometheus = false;
+  bool prometheus_files = false;
+  metrics->add_flag("--prometheus", prometheus, "Print every metric in the Prometheus text format (ignores kind, --id)");
+  metrics->add_flag("--files", prometheus_files, "With --prometheus: add per-file metrics of instances that collect them");
 
   auto* backend = app.add_subcommand("backend", "RAFS super-block summary of a mounted instance");
   std::string backend_mp = "/";
@@ -192,7 +196,11 @@ int main(int argc, char** argv) {
     std::optional<std::string> opt_id = id.empty() ? std::nullopt : std::optional<std::string>(id);
     for (unsigned n = 1;; ++n) {
       int rc = 0;
-      if (kind == "fsstats") {
+      if (prometheus) {
+        auto r = client.prometheus_metrics(prometheus_files);
+        if (!r) return report(r.error());
+        std::cout << *r;
+      } else if (kind == "fsstats") {
         rc = print_json_result(client.global_metrics(opt_id), raw, print_fsstats);
       } else if (kind == "files") {
         rc = print_json_result(client.files_metrics(opt_id), raw, print_generic);

@@ -186,6 +186,13 @@ ClientResult<std::optional<nlohmann::json>> ApiClient::inflight_metrics() {
   return std::optional<nlohmann::json>(std::move(*j));
 }
 
+ClientResult<std::string> ApiClient::prometheus_metrics(bool files) {
+  auto r = expect("GET", files ? "/api/v1/metrics/prometheus?files=true" : "/api/v1/metrics/prometheus", "", 200);
+  if (!r) return tl::unexpected(r.error());
+  if (r->status != 200) return transport_error("BadResponse", fmt::format("expected 200, got {}", r->status));
+  return std::move(r->body);
+}
+
 ClientResult<ConfigMap> ApiClient::get_config(const std::optional<std::string>& id) {
   auto r = expect("GET", with_id("/api/v1/config", id), "", 200);
   if (!r) return tl::unexpected(r.error());

@@ -16,7 +16,7 @@ std::string transport_error_body(std::string_view code, std::string_view message
 
 namespace http_wire {
 
-std::string format_head(unsigned status, std::size_t body_size, bool close) {
+std::string format_head(unsigned status, std::size_t body_size, bool close, std::string_view content_type) {
   namespace http = boost::beast::http;
   auto beast_reason = http::obsolete_reason(http::int_to_status(status));
   std::string_view reason(beast_reason.data(), beast_reason.size());
@@ -31,7 +31,9 @@ std::string format_head(unsigned status, std::size_t body_size, bool close) {
   head += close ? "\r\nServer: Nydus API\r\nConnection: close\r\n"
                 : "\r\nServer: Nydus API\r\nConnection: keep-alive\r\n";
   if (body_size > 0) {
-    head += "Content-Type: application/json\r\nContent-Length: ";
+    head += "Content-Type: ";
+    head += content_type.empty() ? "application/json" : content_type;
+    head += "\r\nContent-Length: ";
     head += std::to_string(body_size);
     head += "\r\n\r\n";
   } else if (status != 204) {

@@ -30,9 +30,10 @@ inline constexpr std::string_view kTooManyConnections = "TooManyConnections";  /
 inline constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\nServer: Nydus API\r\n\r\n";
 
 // Status line and headers for a final response with a body of `body_size`
-// bytes. Status 204 gets neither Content-Type nor Content-Length.
+// bytes, of `content_type` (empty: application/json). Status 204 gets neither
+// Content-Type nor Content-Length.
 // REQUIRES: 200 <= status <= 999 (see sanitize()).
-std::string format_head(unsigned status, std::size_t body_size, bool close);
+std::string format_head(unsigned status, std::size_t body_size, bool close, std::string_view content_type = {});
 
 // Makes `response` sendable: a status outside 200..999 becomes a 500 (a
 // handler bug must not put an invalid status line or an interim response on

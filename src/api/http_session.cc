@@ -263,7 +263,7 @@ void Session::fill(std::uint64_t seq, HttpResponse response) {
   http_wire::sanitize(response);
   if (response.close) read_done_ = true;  // later requests would be dropped unanswered
   slot.close = slot.close || response.close;
-  slot.head = http_wire::format_head(response.status, response.body.size(), slot.close);
+  slot.head = http_wire::format_head(response.status, response.body.size(), slot.close, response.content_type);
   slot.body = std::move(response.body);
   slot.on_sent = std::move(response.on_sent);
   slot.ready = true;

@@ -115,6 +115,14 @@ Outcome metrics_files(const Ctx& c) {
   return ok(ExportFsFilesMetrics{c.query.get("id"), latest && *latest == "true"}, ErrorWrapper::kFsFilesMetrics);
 }
 
+// Ours, not upstream's: a path upstream does not route, so nothing that talks
+// to upstream's nydusd can mistake it for one of its routes (docs/api.md).
+Outcome metrics_prometheus(const Ctx& c) {
+  if (!c.is("GET", false)) return bad_request();
+  auto files = c.query.get("files");
+  return ok(ExportPrometheusMetrics{files && *files == "true"}, ErrorWrapper::kGlobalMetrics);
+}
+
 Outcome metrics_inflight(const Ctx& c) {
   if (!c.is("GET", false)) return bad_request();
   return ok(ExportFsInflightMetrics{}, ErrorWrapper::kInflightMetrics);
@@ -177,6 +185,7 @@ constexpr Route kRoutes[] = {
     {"/api/v1/metrics/backend", metrics_by_id<ExportBackendMetrics, ErrorWrapper::kBackendMetrics>},
     {"/api/v1/metrics/blobcache", metrics_by_id<ExportBlobcacheMetrics, ErrorWrapper::kBlobcacheMetrics>},
     {"/api/v1/metrics/inflight", metrics_inflight},
+    {"/api/v1/metrics/prometheus", metrics_prometheus},
     {"/api/v1/config", config},
     {"/api/v2/daemon", daemon_v2},
     {"/api/v2/blobs", blobs},
@@ -211,6 +220,8 @@ bool payload_fits(const ApiRequest& request, PayloadKind kind) {
           return kind == PayloadKind::kBlobcacheMetrics;
         } else if constexpr (std::is_same_v<T, ExportFsInflightMetrics>) {
           return kind == PayloadKind::kInflightMetrics || kind == PayloadKind::kEmpty;
+        } else if constexpr (std::is_same_v<T, ExportPrometheusMetrics>) {
+          return kind == PayloadKind::kPrometheus;
         } else if constexpr (std::is_same_v<T, GetConfig>) {
           return kind == PayloadKind::kConfig;
         } else if constexpr (std::is_same_v<T, GetBlobObject>) {
@@ -257,15 +268,16 @@ Result<RoutedRequest, HttpError> route(const HttpRequest& req) {
   return tl::unexpected(HttpError::no_route());
 }
 
-HttpResponse error_response(const HttpError& e) { return HttpResponse{e.status(), e.body(), false, {}}; }
+HttpResponse error_response(const HttpError& e) { return HttpResponse{e.status(), e.body(), false, {}, {}}; }
 
 HttpResponse respond(ErrorWrapper wrapper, const ApiRequest& request, const ApiResult& result) {
   if (!result) return error_response(HttpError::wrap(wrapper, result.error()));
   if (!payload_fits(request, result->kind)) {
     return error_response(HttpError::wrap(wrapper, ApiError::payload_type()));
   }
-  if (result->kind == PayloadKind::kEmpty) return HttpResponse{204, "", false, {}};
-  return HttpResponse{200, result->json, false, {}};
+  if (result->kind == PayloadKind::kEmpty) return HttpResponse{204, "", false, {}, {}};
+  std::string type = result->kind == PayloadKind::kPrometheus ? "text/plain; version=0.0.4; charset=utf-8" : "";
+  return HttpResponse{200, result->json, false, {}, std::move(type)};
 }
 
 }  // namespace nydus::api

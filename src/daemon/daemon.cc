@@ -182,6 +182,8 @@ ApiResult Daemon::execute(const api::ApiRequest& request) {
                              std::is_same_v<T, api::ExportBlobcacheMetrics> ||
                              std::is_same_v<T, api::ExportFsInflightMetrics>) {
           return metrics(r);
+        } else if constexpr (std::is_same_v<T, api::ExportPrometheusMetrics>) {
+          return prometheus(r.files);
         } else if constexpr (std::is_same_v<T, api::GetConfig>) {
           return get_config(r);
         } else if constexpr (std::is_same_v<T, api::UpdateConfig>) {

@@ -62,6 +62,10 @@ TEST(RouterTest, EveryRouteOfTheTable) {
   routed_as<ExportBackendMetrics>(req("GET", "/api/v1/metrics/backend"), ErrorWrapper::kBackendMetrics);
   routed_as<ExportBlobcacheMetrics>(req("GET", "/api/v1/metrics/blobcache"), ErrorWrapper::kBlobcacheMetrics);
   routed_as<ExportFsInflightMetrics>(req("GET", "/api/v1/metrics/inflight"), ErrorWrapper::kInflightMetrics);
+  EXPECT_FALSE(routed_as<ExportPrometheusMetrics>(req("GET", "/api/v1/metrics/prometheus"),
+                                                 ErrorWrapper::kGlobalMetrics).files);
+  EXPECT_TRUE(routed_as<ExportPrometheusMetrics>(req("GET", "/api/v1/metrics/prometheus?files=true"),
+                                                ErrorWrapper::kGlobalMetrics).files);
   EXPECT_EQ(routed_as<GetConfig>(req("GET", "/api/v1/config?id=%2F"), ErrorWrapper::kConfigure).id, "/");
   auto upd = routed_as<UpdateConfig>(req("PUT", "/api/v1/config", R"~({"registry_auth":"dXNlcjpwYXNz"})~"),
                                      ErrorWrapper::kConfigure);
@@ -288,6 +292,11 @@ TEST(RouterTest, RespondChecksPayloadKinds) {
   EXPECT_EQ(empty.body, "");
   auto idle = respond(ErrorWrapper::kInflightMetrics, ExportFsInflightMetrics{}, ApiResponsePayload::empty());
   EXPECT_EQ(idle.status, 204u);
+  auto prom = respond(ErrorWrapper::kGlobalMetrics, ExportPrometheusMetrics{},
+                      ApiResponsePayload{PayloadKind::kPrometheus, "x 1\n"});
+  EXPECT_EQ(prom.status, 200u);
+  EXPECT_EQ(prom.content_type, "text/plain; version=0.0.4; charset=utf-8");
+  EXPECT_EQ(ok.content_type, "");  // JSON
   auto bad_empty = respond(ErrorWrapper::kGlobalMetrics, ExportFsGlobalMetrics{}, ApiResponsePayload::empty());
   EXPECT_EQ(bad_empty.status, 500u);
   auto err = respond(ErrorWrapper::kGlobalMetrics, ExportFsGlobalMetrics{}, tl::unexpected(ApiError::no_counter()));

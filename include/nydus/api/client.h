@@ -61,6 +61,8 @@ class ApiClient {
   ClientResult<nlohmann::json> blobcache_metrics(const std::optional<std::string>& id = std::nullopt);
   // nullopt when nothing is in flight (204).
   ClientResult<std::optional<nlohmann::json>> inflight_metrics();
+  // The Prometheus text exposition; `files` adds per-file metrics where enabled.
+  ClientResult<std::string> prometheus_metrics(bool files = false);
 
   ClientResult<ConfigMap> get_config(const std::optional<std::string>& id = std::nullopt);
   ClientResult<void> update_config(const std::optional<std::string>& id, const ConfigMap& values);

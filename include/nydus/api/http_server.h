@@ -73,8 +73,8 @@ struct HttpRequest {
 
 struct HttpResponse {
   unsigned status = 200;
-  // JSON text. Non-empty: sent with Content-Type: application/json and
-  // Content-Length. Empty: no Content-Type; Content-Length: 0 except for 204.
+  // JSON text (or what content_type says). Non-empty: sent with Content-Type
+  // and Content-Length. Empty: no Content-Type; Content-Length: 0 except for 204.
   std::string body;
   // Close the connection after this response.
   bool close = false;
@@ -85,6 +85,8 @@ struct HttpResponse {
   // swallowed. Not called if the server is destroyed before the response
   // reaches the I/O thread.
   std::function<void()> on_sent;
+  // Content-Type of a non-empty body; empty means application/json.
+  std::string content_type;
 };
 
 // Delivers the response for one request; call once, from any thread, also

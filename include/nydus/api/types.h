@@ -73,6 +73,8 @@ struct ExportFsAccessPatterns { std::optional<std::string> id; };
 struct ExportBackendMetrics { std::optional<std::string> id; };
 struct ExportBlobcacheMetrics { std::optional<std::string> id; };
 struct ExportFsInflightMetrics {};
+// GET /api/v1/metrics/prometheus (ours): every metric in the Prometheus text format.
+struct ExportPrometheusMetrics { bool files = false; };
 struct GetConfig { std::optional<std::string> id; };
 struct UpdateConfig { std::optional<std::string> id; ConfigMap values; };
 struct GetBlobObject { BlobCacheObjectId param; };
@@ -87,7 +89,7 @@ using ApiRequest = std::variant<
     GetDaemonInfo, GetDaemonInfoV2, ConfigureDaemon, GetEvents, ExportFsBackendInfo, Start, Exit, SendFuseFd,
     TakeoverFuseFd, Mount, Remount, Umount, ExportFsGlobalMetrics, ExportFsFilesMetrics, ExportFsAccessPatterns,
     ExportBackendMetrics, ExportBlobcacheMetrics, ExportFsInflightMetrics, GetConfig, UpdateConfig, GetBlobObject,
-    CreateBlobObject, DeleteBlobObject, DeleteBlobFile>;
+    CreateBlobObject, DeleteBlobObject, DeleteBlobFile, ExportPrometheusMetrics>;
 
 // Upstream's variant name, e.g. "GetDaemonInfo" (for logs).
 std::string_view request_name(const ApiRequest& r);
@@ -107,10 +109,11 @@ enum class PayloadKind {
   kInflightMetrics,
   kConfig,
   kBlobObjectList,
+  kPrometheus,  // text exposition, not JSON
 };
 
-// A successful reply: its kind and its JSON text (already serialised by the
-// daemon, so the transport never re-encodes it).
+// A successful reply: its kind and its JSON text (for kPrometheus the exposition
+// text), already serialised by the daemon, so the transport never re-encodes it.
 struct ApiResponsePayload {
   PayloadKind kind = PayloadKind::kEmpty;
   std::string json;

@@ -95,6 +95,7 @@ class Daemon : public api::ApiHandler {
   api::ApiResult umount(const std::string& mountpoint);
   api::ApiResult backend_info(const std::string& mountpoint);
   api::ApiResult metrics(const api::ApiRequest& r);
+  api::ApiResult prometheus(bool files);
   // True for requests answered on the worker thread.
   static bool is_slow(const api::ApiRequest& r);
   api::ApiResult execute(const api::ApiRequest& r);
