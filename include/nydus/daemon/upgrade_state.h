@@ -28,27 +28,15 @@
 #include <vector>
 
 #include "nydus/daemon/fs_service.h"
+#include "nydus/fs/fuse_server.h"
 #include "nydus/result.h"
 
 namespace nydus::daemon {
 
 inline constexpr std::uint32_t kUpgradeStateVersion = 1;
 
-// What the kernel and the old daemon agreed at FUSE_INIT; the successor
-// answers the same connection and must keep within it.
-struct FuseInitParams {
-  std::uint32_t proto_major = 0;
-  std::uint32_t proto_minor = 0;
-  std::uint32_t capable = 0;  // libfuse FUSE_CAP_* flags the kernel offered
-  std::uint32_t want = 0;     // … and those the daemon enabled
-  std::uint32_t max_write = 0;
-  std::uint32_t max_read = 0;
-  std::uint32_t max_readahead = 0;
-  std::uint32_t max_background = 0;
-  std::uint32_t congestion_threshold = 0;
-  std::uint32_t time_gran = 0;
-  bool operator==(const FuseInitParams&) const = default;
-};
+// What the kernel and the old daemon agreed at FUSE_INIT (fs/fuse_server.h).
+using FuseInitParams = fs::FuseInitParams;
 
 struct SavedMount {
   // The instance's slot and epoch in the pseudo-filesystem: with an image
