@@ -32,6 +32,17 @@ class NydusdFuseTest : public NydusdFuseFixture {
     std::filesystem::create_symlink("sub/hello.txt", src_ + "/link");
   }
 
+  // Start-up ends with the Start transition (FUSE session recorded, FUSE_INIT
+  // answered) a little after the mount appears; like the snapshotter, poll
+  // the state until RUNNING. The bound is only a hang guard.
+  bool wait_running() {
+    for (int i = 0; i < 100000; ++i) {
+      auto info = Json::parse(call("GET", "/api/v1/daemon").body, nullptr, false);
+      if (info.is_object() && info.value("state", "") == "RUNNING") return true;
+    }
+    return false;
+  }
+
   std::string src_;
 };
 
@@ -95,6 +106,9 @@ TEST_F(NydusdFuseTest, SendFdSavesEveryMountAndTheLiveConnection) {
   std::ofstream(other + "/a.txt") << "instance two";
   std::string body = Json{{"source", other}, {"fs_type", "passthrough_fs"}, {"config", ""}}.dump();
   ASSERT_EQ(call("POST", "/api/v1/mount?mountpoint=%2Fsnap-1", body).status, 204u);
+  // A request answered through the mount means the kernel's FUSE_INIT is done (before it: 503 NotReady).
+  EXPECT_EQ(slurp(mnt_ + "/snap-1/a.txt"), "instance two");
+  ASSERT_TRUE(wait_running());
   auto r = call("PUT", "/api/v1/daemon/fuse/sendfd");
   ASSERT_EQ(r.status, 204u) << r.body << daemon_->log();
   sup.wait_done();
@@ -132,6 +146,8 @@ TEST_F(NydusdFuseTest, SendFdSavesEveryMountAndTheLiveConnection) {
 // A supervisor that is gone: a clear 500 at once, and the daemon serves on.
 TEST_F(NydusdFuseTest, SendFdWithoutALiveSupervisorIs500AndServingGoesOn) {
   start({"--shared-dir", src_, "--id", "d1", "--supervisor", dir_.file("gone.sock")});
+  EXPECT_EQ(slurp(mnt_ + "/sub/hello.txt"), "hello from the shared dir\n");  // FUSE_INIT done
+  ASSERT_TRUE(wait_running());
   auto r = call("PUT", "/api/v1/daemon/fuse/sendfd");
   EXPECT_EQ(r.status, 500u);
   EXPECT_NE(r.body.find("CreateUnixStream("), std::string::npos) << r.body;
