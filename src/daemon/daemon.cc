@@ -316,7 +316,6 @@ ApiResult Daemon::send_fuse_fd() {
                                   *options_.supervisor, state->mounts.size(), bytes.size(), state->fuse_conn_id);
   spdlog::info("{}", saved);
   events_.push(saved);
-  state_saved_.store(true);
   return ApiResponsePayload::empty();
 }
 

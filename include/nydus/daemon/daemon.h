@@ -15,7 +15,6 @@
 // Thread-safety: all public methods may be called from any thread.
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -128,7 +127,6 @@ class Daemon : public api::ApiHandler {
   };
   mutable std::mutex info_mu_;
   mutable InfoCacheSlot info_cache_[2];  // [v2]; guarded by info_mu_
-  std::atomic<bool> state_saved_{false};  // a sendfd has succeeded (hot upgrade may follow)
 };
 
 }  // namespace nydus::daemon
