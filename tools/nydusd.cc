@@ -299,6 +299,8 @@ int main(int argc, char** argv) {
     options.start_service = [fuse, mp = flags.mountpoint, threads = flags.thread_num] { return fuse->start(mp, threads); };
     options.stop_service = [fuse] { fuse->stop(); };
     options.fuse_ready = [fuse] { return fuse->initialized(); };
+    options.save_state = [fuse] { return fuse->save_state(); };
+    options.fuse_fd = [fuse] { return fuse->fuse_fd(); };
     if (!flags.shared_dir.empty()) {
       daemon::MountRequest shared{"/", daemon::FsType::kPassthrough, flags.shared_dir, {}, {}};
       if (auto r = fuse->mount(shared); !r) {

@@ -1,6 +1,8 @@
 // Daemon: the API handler and the control-plane transitions (§2, §5).
 #include "nydus/daemon/daemon.h"
 
+#include <fcntl.h>
+
 #include <condition_variable>
 #include <thread>
 
@@ -302,7 +304,22 @@ ApiResult Daemon::send_fuse_fd() {
   if (!options_.fuse_ready || !options_.fuse_ready()) return abnormal(DaemonError::not_ready());
   // Upstream aborts here without a supervisor (§10 #13); we answer.
   if (!options_.supervisor) return abnormal(DaemonError::upgrade_manager("MissingSupervisorPath"));
-  return abnormal(DaemonError::unsupported());  // the supervisor protocol (§6.3) is not implemented yet
+  if (!options_.save_state) return abnormal(DaemonError::unsupported());
+  auto state = options_.save_state();
+  if (!state) return abnormal(DaemonError::upgrade_manager("SaveState(" + state.error().message() + ")"));
+  // Our own reference to the connection, so it stays valid while it is sent.
+  UniqueFd fd(options_.fuse_fd ? ::fcntl(options_.fuse_fd(), F_DUPFD_CLOEXEC, 0) : -1);
+  if (!fd) return abnormal(DaemonError::upgrade_manager("StorageBackendError(NoEnoughFds)"));
+  const auto bytes = encode_upgrade_state(*state);
+  if (auto r = send_to_supervisor(*options_.supervisor, bytes, fd.get(), options_.supervisor_timeout); !r) {
+    spdlog::error("sendfd: saving the state to supervisor {} failed: {}", *options_.supervisor, r.error().message());
+    return abnormal(DaemonError::upgrade_manager("StorageBackendError(" + r.error().message() + ")"));
+  }
+  std::string saved = fmt::format("state saved to supervisor {}: {} mount(s), {} bytes, FUSE connection {}",
+                                  *options_.supervisor, state->mounts.size(), bytes.size(), state->fuse_conn_id);
+  spdlog::info("{}", saved);
+  events_.push(saved);
+  return ApiResponsePayload::empty();
 }
 
 // The checks of contract §2.2.1 in upstream's order: fs_type, service,

@@ -2,6 +2,7 @@
 #include "nydus/daemon/fuse_service.h"
 
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include <ctime>
 #include <filesystem>
@@ -85,6 +86,23 @@ bool FuseService::initialized() const {
 int FuseService::fuse_fd() const {
   std::lock_guard lock(mu_);
   return server_ ? server_->fuse_fd() : -1;
+}
+
+Result<UpgradeState> FuseService::save_state() const {
+  std::lock_guard lock(mu_);
+  if (!server_ || !server_->initialized()) return fail(ErrorCode::kNotReady, "the FUSE session is not initialised");
+  UpgradeState s;
+  s.fuse_mountpoint = server_->mountpoint();
+  if (own_dev_) s.fuse_conn_id = (std::uint64_t{major(*own_dev_)} << 20) | minor(*own_dev_);
+  s.init = server_->init_params();
+  for (const auto& [mp, r] : records_) {
+    auto at = pseudo_.placement_of(mp);  // shared lock of the pseudo tree only, never I/O
+    if (!at) return fail(ErrorCode::kInternal, "mount " + mp + " has no slot");
+    SavedMount m{at->slot, at->epoch, r.request, r.info.mounted_time};
+    m.request.mountpoint = mp;
+    s.mounts.push_back(std::move(m));
+  }
+  return s;
 }
 
 namespace {
@@ -227,7 +245,7 @@ Result<void> FuseService::mount(const MountRequest& req) {
   auto metrics = std::make_shared<fs::FsMetrics>(*mp, metrics_options(req.config));
   if (auto r = pseudo_.attach(*mp, *inst, metrics); !r) return r;
   std::lock_guard lock(mu_);
-  records_[*mp] = Record{info_of(req, *mp), std::move(metrics), std::dynamic_pointer_cast<fs::RafsFs>(*inst)};
+  records_[*mp] = Record{info_of(req, *mp), req, std::move(metrics), std::dynamic_pointer_cast<fs::RafsFs>(*inst)};
   ++generation_;
   return {};
 }
@@ -242,7 +260,7 @@ Result<void> FuseService::remount(const MountRequest& req) {
   auto metrics = std::make_shared<fs::FsMetrics>(*mp, metrics_options(req.config));
   if (auto r = pseudo_.swap(*mp, *inst, metrics); !r) return r;
   std::lock_guard lock(mu_);
-  records_[*mp] = Record{info_of(req, *mp), std::move(metrics), std::dynamic_pointer_cast<fs::RafsFs>(*inst)};
+  records_[*mp] = Record{info_of(req, *mp), req, std::move(metrics), std::dynamic_pointer_cast<fs::RafsFs>(*inst)};
   ++generation_;
   return {};
 }

@@ -136,7 +136,11 @@ struct FuseServer::Ops {
   static void init(void* userdata, fuse_conn_info* conn) {
     // Requests must arrive in memory so workers can read their headers (in-flight metrics).
     conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
-    static_cast<FuseServer*>(userdata)->initialized_.store(true);
+    auto* server = static_cast<FuseServer*>(userdata);
+    server->init_params_ = {conn->proto_major, conn->proto_minor, conn->capable, conn->want,
+                            conn->max_write, conn->max_read, conn->max_readahead, conn->max_background,
+                            conn->congestion_threshold, conn->time_gran};
+    server->initialized_.store(true);
   }
 
   static void lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {

@@ -328,6 +328,12 @@ Result<void> PseudoFs::detach(std::string_view mountpoint) {
 bool PseudoFs::is_attached(std::string_view mountpoint) const { return slot_of(mountpoint).has_value(); }
 
 std::optional<unsigned> PseudoFs::slot_of(std::string_view mountpoint) const {
+  auto p = placement_of(mountpoint);
+  if (!p) return std::nullopt;
+  return p->slot;
+}
+
+std::optional<Placement> PseudoFs::placement_of(std::string_view mountpoint) const {
   auto mp = normalize(mountpoint);
   if (!mp) return std::nullopt;
   std::shared_lock lock(mu_);
@@ -339,7 +345,7 @@ std::optional<unsigned> PseudoFs::slot_of(std::string_view mountpoint) const {
   }
   const auto& n = nodes_.at(cur);
   if (!n.inst) return std::nullopt;
-  return n.inst->slot;
+  return Placement{n.inst->slot, n.inst->epoch};
 }
 
 PseudoFs::Resolved PseudoFs::resolve(std::uint64_t node) const {

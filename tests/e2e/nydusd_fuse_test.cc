@@ -3,6 +3,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -12,7 +13,9 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "nydus/daemon/upgrade_state.h"
 #include "util/nydusd_fuse_fixture.h"
+#include "util/test_supervisor.h"
 
 namespace nydus::testutil {
 namespace {
@@ -28,6 +31,17 @@ class NydusdFuseTest : public NydusdFuseFixture {
     std::filesystem::create_directories(src_ + "/sub");
     std::ofstream(src_ + "/sub/hello.txt") << "hello from the shared dir\n";
     std::filesystem::create_symlink("sub/hello.txt", src_ + "/link");
+  }
+
+  // Start-up ends with the Start transition (FUSE session recorded, FUSE_INIT
+  // answered) a little after the mount appears; like the snapshotter, poll
+  // the state until RUNNING. The bound is only a hang guard.
+  bool wait_running() {
+    for (int i = 0; i < 100000; ++i) {
+      auto info = Json::parse(call("GET", "/api/v1/daemon").body, nullptr, false);
+      if (info.is_object() && info.value("state", "") == "RUNNING") return true;
+    }
+    return false;
   }
 
   std::string src_;
@@ -81,6 +95,65 @@ TEST_F(NydusdFuseTest, ExitLeavesTheMountForASuccessor) {
   EXPECT_EQ(call("PUT", "/api/v1/daemon/exit").status, 204u);
   EXPECT_EQ(daemon_->wait_exit(), 0) << daemon_->log();
   EXPECT_TRUE(is_mounted(mnt_));  // upstream behaviour (§2.5): the mount outlives the process
+}
+
+// sendfd (contract §6.3) with a real FUSE session: the supervisor gets every
+// mount and the live /dev/fuse connection, and the daemon keeps serving.
+TEST_F(NydusdFuseTest, SendFdSavesEveryMountAndTheLiveConnection) {
+  TestSupervisor sup(dir_.file("sup.sock"), TestSupervisor::Mode::kStore);
+  start({"--shared-dir", src_, "--id", "d1", "--supervisor", sup.path()});
+  std::string other = dir_.file("other");
+  std::filesystem::create_directories(other);
+  std::ofstream(other + "/a.txt") << "instance two";
+  std::string body = Json{{"source", other}, {"fs_type", "passthrough_fs"}, {"config", ""}}.dump();
+  ASSERT_EQ(call("POST", "/api/v1/mount?mountpoint=%2Fsnap-1", body).status, 204u);
+  // A request answered through the mount means the kernel's FUSE_INIT is done (before it: 503 NotReady).
+  EXPECT_EQ(slurp(mnt_ + "/snap-1/a.txt"), "instance two");
+  ASSERT_TRUE(wait_running());
+  auto r = call("PUT", "/api/v1/daemon/fuse/sendfd");
+  ASSERT_EQ(r.status, 204u) << r.body << daemon_->log();
+  sup.wait_done();
+
+  auto bytes = sup.bytes();
+  auto state = daemon::decode_upgrade_state(bytes);
+  ASSERT_TRUE(state) << state.error().message();
+  EXPECT_EQ(state->fuse_mountpoint, mnt_);
+  struct stat st {};
+  ASSERT_EQ(::stat(mnt_.c_str(), &st), 0);
+  EXPECT_EQ(state->fuse_conn_id, (std::uint64_t{major(st.st_dev)} << 20) | minor(st.st_dev));
+  EXPECT_EQ(state->init.proto_major, 7u);
+  EXPECT_GT(state->init.max_write, 0u);
+  ASSERT_EQ(state->mounts.size(), 2u);
+  EXPECT_EQ(state->mounts[0].request.mountpoint, "/");
+  EXPECT_EQ(state->mounts[0].request.source, src_);
+  EXPECT_EQ(state->mounts[1].request.mountpoint, "/snap-1");
+  EXPECT_EQ(state->mounts[1].request.source, other);
+  EXPECT_NE(state->mounts[0].slot, state->mounts[1].slot);
+  // Exactly one descriptor: the FUSE connection itself (/dev/fuse is char 10:229).
+  ASSERT_EQ(sup.fds().size(), 1u);
+  struct stat fd_st {};
+  ASSERT_EQ(::fstat(sup.fds()[0], &fd_st), 0);
+  EXPECT_TRUE(S_ISCHR(fd_st.st_mode));
+  EXPECT_EQ(fd_st.st_rdev, makedev(10, 229));
+
+  // Nothing changed for the daemon: still RUNNING, still serving both mounts.
+  EXPECT_EQ(Json::parse(call("GET", "/api/v1/daemon").body)["state"], "RUNNING");
+  EXPECT_EQ(slurp(mnt_ + "/sub/hello.txt"), "hello from the shared dir\n");
+  EXPECT_EQ(slurp(mnt_ + "/snap-1/a.txt"), "instance two");
+  auto events = call("GET", "/api/v1/daemon/events").body;
+  EXPECT_NE(events.find("state saved to supervisor"), std::string::npos) << events;
+}
+
+// A supervisor that is gone: a clear 500 at once, and the daemon serves on.
+TEST_F(NydusdFuseTest, SendFdWithoutALiveSupervisorIs500AndServingGoesOn) {
+  start({"--shared-dir", src_, "--id", "d1", "--supervisor", dir_.file("gone.sock")});
+  EXPECT_EQ(slurp(mnt_ + "/sub/hello.txt"), "hello from the shared dir\n");  // FUSE_INIT done
+  ASSERT_TRUE(wait_running());
+  auto r = call("PUT", "/api/v1/daemon/fuse/sendfd");
+  EXPECT_EQ(r.status, 500u);
+  EXPECT_NE(r.body.find("CreateUnixStream("), std::string::npos) << r.body;
+  EXPECT_EQ(Json::parse(call("GET", "/api/v1/daemon").body)["state"], "RUNNING");
+  EXPECT_EQ(slurp(mnt_ + "/sub/hello.txt"), "hello from the shared dir\n");
 }
 
 // Upstream parity (issue #11 item 13): scripts grep /proc/mounts for `rafs … fuse`.

@@ -28,6 +28,8 @@
 #include "nydus/daemon/fs_service.h"
 #include "nydus/daemon/runtime_config.h"
 #include "nydus/daemon/state_machine.h"
+#include "nydus/daemon/supervisor.h"
+#include "nydus/daemon/upgrade_state.h"
 
 namespace nydus::daemon {
 
@@ -43,6 +45,13 @@ struct DaemonOptions {
   std::function<void()> stop_service;
   // Whether the FUSE session has completed the kernel's INIT (for sendfd).
   std::function<bool()> fuse_ready;
+  // For sendfd (docs/upgrade.md): the state to hand over, and the /dev/fuse
+  // descriptor (owned by the service; -1 without one).
+  std::function<Result<UpgradeState>()> save_state;
+  std::function<int()> fuse_fd;
+  // Bound on each supervisor transfer (a supervisor that never accepts,
+  // reads or writes costs at most this).
+  std::chrono::milliseconds supervisor_timeout = kSupervisorTimeout;
 };
 
 // The build information of this binary (also printed by `nydusd --version`).

@@ -37,6 +37,7 @@
 #include <string>
 
 #include "nydus/daemon/fs_service.h"
+#include "nydus/daemon/upgrade_state.h"
 #include "nydus/fs/filesystem.h"
 #include "nydus/fs/fs_metrics.h"
 #include "nydus/fs/fuse_server.h"
@@ -79,6 +80,9 @@ class FuseService final : public FsService {
   bool initialized() const;
   // The session's /dev/fuse descriptor (owned by the service), -1 when not started.
   int fuse_fd() const;
+  // What a successor needs to serve this connection (docs/upgrade.md).
+  // kNotReady before the kernel's FUSE_INIT.
+  Result<UpgradeState> save_state() const;
 
   Result<void> mount(const MountRequest& req) override;
   Result<void> remount(const MountRequest& req) override;
@@ -98,6 +102,7 @@ class FuseService final : public FsService {
  private:
   struct Record {
     MountInfo info;
+    MountRequest request;  // as mounted, for the upgrade state
     std::shared_ptr<fs::FsMetrics> metrics;
     std::shared_ptr<fs::RafsFs> rafs;  // RAFS instances only
   };

@@ -54,6 +54,22 @@ struct FuseServerOptions {
   std::function<void(const std::string&)> on_session_end;
 };
 
+// What the kernel and this daemon agreed at FUSE_INIT. A successor serving
+// the same connection (live upgrade, docs/upgrade.md) must stay within it.
+struct FuseInitParams {
+  std::uint32_t proto_major = 0;
+  std::uint32_t proto_minor = 0;
+  std::uint32_t capable = 0;  // libfuse FUSE_CAP_* flags the kernel offered
+  std::uint32_t want = 0;     // … and those enabled
+  std::uint32_t max_write = 0;
+  std::uint32_t max_read = 0;
+  std::uint32_t max_readahead = 0;
+  std::uint32_t max_background = 0;
+  std::uint32_t congestion_threshold = 0;
+  std::uint32_t time_gran = 0;
+  bool operator==(const FuseInitParams&) const = default;
+};
+
 struct InflightRequest {  // one element of §4.8
   std::uint64_t inode = 0;   // FUSE node id
   std::uint32_t opcode = 0;  // FUSE opcode (e.g. 15 = READ)
@@ -85,6 +101,8 @@ class FuseServer final : public Invalidator {
   void stop();
   // True once the kernel's FUSE_INIT has been answered.
   bool initialized() const { return initialized_.load(); }
+  // The FUSE_INIT parameters; meaningful once initialized().
+  FuseInitParams init_params() const { return init_params_; }
   // True once the kernel has ended the session (see "Session end").
   bool session_lost() const { return lost_.load(); }
   // The /dev/fuse descriptor of the session (owned by the server), -1 after stop().
@@ -112,6 +130,7 @@ class FuseServer final : public Invalidator {
   const FuseServerOptions options_;
   fuse_session* se_ = nullptr;
   int stop_fd_ = -1;
+  FuseInitParams init_params_;  // written once before initialized_ is set, read after
   std::atomic<bool> initialized_{false};
   std::atomic<bool> stopped_{false};
   std::atomic<bool> lost_{false};

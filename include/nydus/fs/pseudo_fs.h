@@ -67,6 +67,11 @@ class Invalidator {
   virtual void inval_inode(std::uint64_t node) = 0;
 };
 
+struct Placement {
+  unsigned slot = 0;
+  std::uint16_t epoch = 0;
+};
+
 struct NodeEntry {
   std::uint64_t node = 0;  // 0: "." / ".." in listings (no lookup counted)
   struct stat attr {};
@@ -101,6 +106,8 @@ class PseudoFs {
   bool is_attached(std::string_view mountpoint) const;
   // Slot index of the instance at `mountpoint` (tests, diagnostics).
   std::optional<unsigned> slot_of(std::string_view mountpoint) const;
+  // Slot and epoch of that instance: with an image inode they make its node ids.
+  std::optional<Placement> placement_of(std::string_view mountpoint) const;
 
   // Borrowed; must outlive its registration. nullptr unregisters (waits for
   // an invalidation in progress).
