@@ -311,12 +311,13 @@ ApiResult Daemon::send_fuse_fd() {
   UniqueFd fd(options_.fuse_fd ? ::fcntl(options_.fuse_fd(), F_DUPFD_CLOEXEC, 0) : -1);
   if (!fd) return abnormal(DaemonError::upgrade_manager("StorageBackendError(NoEnoughFds)"));
   const auto bytes = encode_upgrade_state(*state);
-  if (auto r = send_to_supervisor(*options_.supervisor, bytes, fd.get(), options_.supervisor_timeout); !r) {
+  if (!bytes) return abnormal(DaemonError::upgrade_manager("SaveState(" + bytes.error().message() + ")"));
+  if (auto r = send_to_supervisor(*options_.supervisor, *bytes, fd.get(), options_.supervisor_timeout); !r) {
     spdlog::error("sendfd: saving the state to supervisor {} failed: {}", *options_.supervisor, r.error().message());
     return abnormal(DaemonError::upgrade_manager("StorageBackendError(" + r.error().message() + ")"));
   }
   std::string saved = fmt::format("state saved to supervisor {}: {} mount(s), {} bytes, FUSE connection {}",
-                                  *options_.supervisor, state->mounts.size(), bytes.size(), state->fuse_conn_id);
+                                  *options_.supervisor, state->mounts.size(), bytes->size(), state->fuse_conn_id);
   spdlog::info("{}", saved);
   events_.push(saved);
   return ApiResponsePayload::empty();

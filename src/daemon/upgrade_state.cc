@@ -137,7 +137,7 @@ Result<SavedMount> read_mount(Reader& r) {
 
 }  // namespace
 
-std::vector<std::uint8_t> encode_upgrade_state(const UpgradeState& state) {
+Result<std::vector<std::uint8_t>> encode_upgrade_state(const UpgradeState& state) {
   Writer payload;
   payload.str(state.fuse_mountpoint);
   payload.u64(state.fuse_conn_id);
@@ -151,8 +151,9 @@ std::vector<std::uint8_t> encode_upgrade_state(const UpgradeState& state) {
   w.u32(0);
   w.u64(payload.out().size());
   w.bytes(payload.out());
-  storage::Digest d = storage::sha256(w.out());
-  w.bytes(d);
+  auto d = storage::sha256(w.out());
+  if (!d) return tl::unexpected(d.error());
+  w.bytes(*d);
   return std::move(w.out());
 }
 
@@ -168,8 +169,9 @@ Result<UpgradeState> decode_upgrade_state(std::span<const std::uint8_t> bytes) {
     return fail(ErrorCode::kCorrupt, fmt::format("upgrade state: payload length {} but {} bytes present", length,
                                                  bytes.size() - kHeaderSize - kDigestSize));
   }
-  storage::Digest d = storage::sha256(bytes.first(bytes.size() - kDigestSize));
-  if (std::memcmp(d.data(), bytes.data() + bytes.size() - kDigestSize, kDigestSize) != 0) {
+  auto d = storage::sha256(bytes.first(bytes.size() - kDigestSize));
+  if (!d) return tl::unexpected(d.error());
+  if (std::memcmp(d->data(), bytes.data() + bytes.size() - kDigestSize, kDigestSize) != 0) {
     return fail(ErrorCode::kCorrupt, "upgrade state: checksum mismatch");
   }
   if (version != kUpgradeStateVersion) {

@@ -64,7 +64,7 @@ void expect_same(const UpgradeState& a, const UpgradeState& b) {
 
 TEST(UpgradeStateTest, RoundTripKeepsEveryField) {
   UpgradeState s = sample(3);
-  auto back = decode_upgrade_state(encode_upgrade_state(s));
+  auto back = decode_upgrade_state(encode_upgrade_state(s).value());
   ASSERT_TRUE(back) << back.error().message();
   expect_same(s, *back);
   // Credentials survive: the successor must read the same registry.
@@ -73,7 +73,7 @@ TEST(UpgradeStateTest, RoundTripKeepsEveryField) {
 
 TEST(UpgradeStateTest, TwoThousandMountsRoundTrip) {
   UpgradeState s = sample(2000);
-  auto bytes = encode_upgrade_state(s);
+  auto bytes = encode_upgrade_state(s).value();
   EXPECT_GT(bytes.size(), 32u << 10) << "larger than upstream's 32 KiB receive buffer";
   auto back = decode_upgrade_state(bytes);
   ASSERT_TRUE(back) << back.error().message();
@@ -81,13 +81,13 @@ TEST(UpgradeStateTest, TwoThousandMountsRoundTrip) {
 }
 
 TEST(UpgradeStateTest, EmptyStateRoundTrips) {
-  auto back = decode_upgrade_state(encode_upgrade_state(UpgradeState{}));
+  auto back = decode_upgrade_state(encode_upgrade_state(UpgradeState{}).value());
   ASSERT_TRUE(back) << back.error().message();
   EXPECT_TRUE(back->mounts.empty());
 }
 
 TEST(UpgradeStateTest, EveryTruncationIsACleanError) {
-  auto bytes = encode_upgrade_state(sample(2));
+  auto bytes = encode_upgrade_state(sample(2)).value();
   for (std::size_t n = 0; n < bytes.size(); ++n) {
     auto r = decode_upgrade_state(std::span(bytes).first(n));
     ASSERT_FALSE(r) << n;
@@ -99,7 +99,7 @@ TEST(UpgradeStateTest, EveryTruncationIsACleanError) {
 }
 
 TEST(UpgradeStateTest, EveryFlippedByteIsACleanError) {
-  auto bytes = encode_upgrade_state(sample(1));
+  auto bytes = encode_upgrade_state(sample(1)).value();
   for (std::size_t i = 0; i < bytes.size(); ++i) {
     auto copy = bytes;
     copy[i] ^= 0x5a;
@@ -118,9 +118,9 @@ TEST(UpgradeStateTest, GarbageAndOtherVersionsAreRefused) {
 }
 
 TEST(UpgradeStateTest, AnotherVersionIsUnsupported) {
-  auto bytes = encode_upgrade_state(sample(1));
+  auto bytes = encode_upgrade_state(sample(1)).value();
   bytes[8] = 2;  // version, right after the magic; the checksum is made valid again
-  auto d = storage::sha256(std::span(bytes).first(bytes.size() - 32));
+  auto d = storage::sha256(std::span(bytes).first(bytes.size() - 32)).value();
   std::copy(d.begin(), d.end(), bytes.end() - 32);
   auto r = decode_upgrade_state(bytes);
   ASSERT_FALSE(r);

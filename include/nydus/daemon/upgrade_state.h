@@ -54,7 +54,8 @@ struct UpgradeState {
   std::vector<SavedMount> mounts;
 };
 
-std::vector<std::uint8_t> encode_upgrade_state(const UpgradeState& state);
+// Fails only when SHA-256 is unavailable (kInternal).
+Result<std::vector<std::uint8_t>> encode_upgrade_state(const UpgradeState& state);
 
 // Errors: kCorrupt (bad magic, checksum, length, or a field running past the
 // end), kUnsupported (a version this daemon does not read).
