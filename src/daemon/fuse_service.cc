@@ -174,7 +174,14 @@ Result<std::shared_ptr<fs::RafsFs>> FuseService::make_rafs(const MountRequest& r
   o.image.digest_validate = (c.rafs && c.rafs->validate) || (c.cache && c.cache->validate);
   if (c.cache && c.cache->filecache && (c.cache->type == "blobcache" || c.cache->type == "filecache")) {
     std::error_code ec;
-    if (std::filesystem::is_directory(c.cache->filecache->work_dir, ec)) o.image.blob_meta_dir = c.cache->filecache->work_dir;
+    if (std::filesystem::is_directory(c.cache->filecache->work_dir, ec)) {
+      o.image.blob_meta_dir = c.cache->filecache->work_dir;
+      // cache.compressed wants `.blob.raw`, not written yet: no blob cache rather than the wrong file.
+      if (!c.cache->compressed) {
+        o.image.blob_cache_dir = c.cache->filecache->work_dir;
+        o.image.blob_caches = blob_caches_;
+      }
+    }
   }
   o.enable_xattr = c.rafs && c.rafs->enable_xattr;
   o.start_time = started_;

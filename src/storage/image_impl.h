@@ -43,6 +43,10 @@ struct BlobState {
   std::atomic<const std::vector<ChunkInfo>*> meta{nullptr};  // published after `owned`
   std::vector<Digest> digests;                         // by CI index, from the chunk table
   std::vector<bool> has_digest;
+  // The blob's cache files, opened on first read when a blob cache is on.
+  std::shared_ptr<BlobCacheFile> cache;    // guarded by mu, set once
+  std::atomic<BlobCacheFile*> cache_ptr{nullptr};  // published after `cache`
+  std::atomic<bool> cache_failed{false};   // opening failed: this image reads without it
 };
 
 struct Image::Impl {
@@ -73,6 +77,8 @@ struct Image::Impl {
   // image_read.cc
   Result<std::size_t> read_file(const InodeRec& r, std::uint64_t offset, std::span<std::uint8_t> out) const;
   Result<const std::vector<ChunkInfo>*> chunk_infos(std::uint32_t blob_index) const;
+  // The blob's cache file, or null when there is no blob cache or it cannot be used.
+  BlobCacheFile* blob_cache(std::uint32_t blob_index, const std::vector<ChunkInfo>& infos) const;
   Result<void> read_rafs_chunk(std::uint32_t blob_index, std::uint32_t ci_index, std::uint64_t in_chunk,
                                std::span<std::uint8_t> out) const;
 };

@@ -31,6 +31,7 @@
 
 #include "nydus/result.h"
 #include "nydus/storage/blob_backend.h"
+#include "nydus/storage/blob_cache.h"
 #include "nydus/storage/blob_meta.h"
 #include "nydus/storage/chunk_cache.h"
 
@@ -99,6 +100,13 @@ struct ImageOptions {
   // the backend), shared between images when the caller passes one in;
   // otherwise the image gets its own of kDefaultChunkCacheBytes.
   std::shared_ptr<ChunkCache> chunk_cache;
+  // When set, chunks are kept in upstream's blob cache files in this
+  // directory (blob_cache.h): ready chunks are read from there, misses are
+  // fetched whole and written through. Empty: reads go to the backend.
+  std::string blob_cache_dir;
+  // Open cache files shared between images (two mounts of one blob share one
+  // entry); otherwise the image gets its own.
+  std::shared_ptr<BlobCacheRegistry> blob_caches;
 };
 
 inline constexpr std::size_t kDefaultChunkCacheBytes = 4u << 20;
