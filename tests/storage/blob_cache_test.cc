@@ -5,7 +5,10 @@
 // truncated or overwritten .blob.data never yields wrong bytes.
 #include "nydus/storage/blob_cache.h"
 
+#include <sys/resource.h>
 #include <unistd.h>
+
+#include <csignal>
 
 #include <filesystem>
 #include <fstream>
@@ -188,6 +191,53 @@ TEST_F(BlobCacheTest, WrongSizedDataFileIsEmptiedWithItsMap) {
   ASSERT_TRUE(im);
   expect_all_files(*im);
   EXPECT_GT(backend_->metrics().read_count(), 0u);
+}
+
+// A cache write that fails (here EFBIG past RLIMIT_FSIZE, as ENOSPC would)
+// leaves its chunk not ready: the read is still served from the backend and
+// no bit is ever set over data that was not written.
+TEST_F(BlobCacheTest, FailedCacheWritesServeReadsAndMarkNothing) {
+  auto im = open_image(nullptr, false, std::make_shared<ChunkCache>(1));
+  ASSERT_TRUE(im);
+  auto small = im->lookup(im->root_ino(), "small");
+  ASSERT_TRUE(small);
+  ASSERT_TRUE(im->read(small->ino, 0, 4096));  // opens the cache files at full size
+  ASSERT_GT(cache_image_.size(), 128u << 10);
+  struct rlimit old {};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old), 0);
+  auto old_handler = std::signal(SIGXFSZ, SIG_IGN);  // EFBIG instead of a signal
+  struct rlimit low = old;
+  low.rlim_cur = 64 << 10;  // the chunk_map (about 4 KiB) stays writable, most of .blob.data not
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &low), 0);
+  expect_all_files(*im);
+  ::setrlimit(RLIMIT_FSIZE, &old);
+  std::signal(SIGXFSZ, old_handler);
+
+  auto map = slurp(map_path());
+  auto data = slurp(data_path());
+  ASSERT_EQ(map.size(), 4096 + (chunks_ + 7) / 8);
+  ASSERT_EQ(data.size(), cache_image_.size());
+  std::uint64_t ready = 0;
+  // Chunks are 64 KiB and 4 KiB aligned in the cache image: chunk i of the
+  // blob is not necessarily at i * 64 KiB, so check every ready chunk's bytes
+  // through a fresh image that reads only from the cache.
+  for (std::uint64_t i = 0; i < chunks_; ++i) ready += (map[4096 + i / 8] >> (7 - i % 8)) & 1;
+  EXPECT_LT(ready, chunks_) << "writes past the limit cannot have succeeded";
+  stdfs::remove_all(blobs_);
+  stdfs::create_directories(blobs_);
+  auto cached_only = open_image();
+  ASSERT_TRUE(cached_only);
+  for (const auto& [name, body] : files_) {
+    auto a = cached_only->lookup(cached_only->root_ino(), name.substr(1));
+    ASSERT_TRUE(a);
+    for (std::uint64_t off = 0; off < body.size(); off += 4096) {
+      auto part = cached_only->read(a->ino, off, 4096);
+      // A chunk not ready now needs the (removed) backend: an error, never other bytes.
+      if (part) {
+        EXPECT_TRUE(*part == body.substr(off, 4096)) << name << " at " << off;
+      }
+    }
+  }
 }
 
 }  // namespace
