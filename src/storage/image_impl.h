@@ -62,6 +62,8 @@ struct Image::Impl {
   std::vector<std::uint64_t> prefetch;
   std::uint32_t blkbits = 12;
   std::uint64_t serial = 0;  // distinguishes images in a shared chunk cache
+  // Blob cache read counters (BlobCacheStats), relaxed.
+  mutable std::atomic<std::uint64_t> cache_total{0}, cache_whole_hits{0}, cache_partial_hits{0};
 
   // super_block.cc
   Result<void> parse();
@@ -79,8 +81,9 @@ struct Image::Impl {
   Result<const std::vector<ChunkInfo>*> chunk_infos(std::uint32_t blob_index) const;
   // The blob's cache file, or null when there is no blob cache or it cannot be used.
   BlobCacheFile* blob_cache(std::uint32_t blob_index, const std::vector<ChunkInfo>& infos) const;
+  // `hit` is set when the chunk was ready in the blob cache.
   Result<void> read_rafs_chunk(std::uint32_t blob_index, std::uint32_t ci_index, std::uint64_t in_chunk,
-                               std::span<std::uint8_t> out) const;
+                               std::span<std::uint8_t> out, bool& hit) const;
 };
 
 }  // namespace nydus::storage

@@ -156,7 +156,7 @@ BlobCacheFile* Image::Impl::blob_cache(std::uint32_t blob_index, const std::vect
 }
 
 Result<void> Image::Impl::read_rafs_chunk(std::uint32_t blob_index, std::uint32_t ci_index, std::uint64_t in_chunk,
-                                          std::span<std::uint8_t> out) const {
+                                          std::span<std::uint8_t> out, bool& hit) const {
   if (blob_index >= blobs.size()) return tl::unexpected(corrupt("chunk names device " + std::to_string(blob_index + 1)));
   const BlobInfo& blob = blobs[blob_index];
   auto infos = chunk_infos(blob_index);
@@ -172,6 +172,7 @@ Result<void> Image::Impl::read_rafs_chunk(std::uint32_t blob_index, std::uint32_
   const std::string where = "blob " + blob.blob_id + " chunk " + std::to_string(ci_index);
   const bool validate = options.digest_validate;
   BlobCacheFile* cache = blob_cache(blob_index, **infos);
+  hit = cache && cache->is_ready(ci_index);
   // A ready chunk without validation: straight from `.blob.data`, no decoding.
   if (cache && !validate && cache->read(ci_index, c, in_chunk, out)) return {};
   if (!options.backend && !cache) return fail(ErrorCode::kNotFound, where + ": no storage backend configured");
@@ -262,6 +263,7 @@ Result<std::size_t> Image::Impl::read_file(const InodeRec& r, std::uint64_t offs
     while (v < std::uint32_t(sb.extra_devices) + 1) v <<= 1;
     dev_mask = v - 1;
   }
+  std::uint64_t rafs_chunks = 0, cache_hits = 0;
   for (std::size_t done = 0; done < n;) {
     std::uint64_t cur = offset + done;
     std::uint64_t idx = cur / chunk_size, in = cur % chunk_size;
@@ -276,7 +278,10 @@ Result<std::size_t> Image::Impl::read_file(const InodeRec& r, std::uint64_t offs
     } else if (sb.rafs) {
       std::uint32_t device = dev & 0xFF, ci_index = ci.advise.value() | std::uint32_t(dev >> 8) << 16;
       if (device == 0) return tl::unexpected(corrupt("inode " + std::to_string(r.nid) + ": chunk on device 0"));
-      if (auto rc = read_rafs_chunk(device - 1, ci_index, in, dst); !rc) return tl::unexpected(rc.error());
+      bool hit = false;
+      if (auto rc = read_rafs_chunk(device - 1, ci_index, in, dst, hit); !rc) return tl::unexpected(rc.error());
+      ++rafs_chunks;
+      cache_hits += hit;
     } else {
       std::uint32_t device = dev & dev_mask;
       std::uint64_t addr = std::uint64_t(blkaddr) * bs + in;
@@ -293,7 +298,37 @@ Result<std::size_t> Image::Impl::read_file(const InodeRec& r, std::uint64_t offs
     }
     done += len;
   }
+  if (rafs_chunks > 0 && !options.blob_cache_dir.empty()) {
+    cache_total.fetch_add(1, std::memory_order_relaxed);
+    if (cache_hits == rafs_chunks) {
+      cache_whole_hits.fetch_add(1, std::memory_order_relaxed);
+    } else if (cache_hits > 0) {
+      cache_partial_hits.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
   return n;
+}
+
+BlobCacheStats Image::blob_cache_stats() const {
+  BlobCacheStats s;
+  s.enabled = !impl_->options.blob_cache_dir.empty();
+  if (!s.enabled) return s;
+  s.store_path = impl_->options.blob_cache_dir;
+  s.total = impl_->cache_total.load(std::memory_order_relaxed);
+  s.whole_hits = impl_->cache_whole_hits.load(std::memory_order_relaxed);
+  s.partial_hits = impl_->cache_partial_hits.load(std::memory_order_relaxed);
+  s.data_all_ready = true;
+  for (std::size_t i = 0; i < impl_->blobs.size(); ++i) {
+    const BlobCacheFile* f = impl_->blob_states[i]->cache_ptr.load(std::memory_order_acquire);
+    if (!f) {
+      s.data_all_ready = false;
+      continue;
+    }
+    ++s.entries_count;
+    s.underlying_files.push_back(s.store_path + "/" + impl_->blobs[i].blob_id + ".blob.data");
+    s.data_all_ready = s.data_all_ready && f->usable() && f->map().all_ready();
+  }
+  return s;
 }
 
 Result<std::size_t> Image::read(std::uint64_t ino, std::uint64_t offset, std::span<std::uint8_t> out) const {

@@ -85,6 +85,22 @@ TEST_F(BlobCacheE2eTest, ReadOnceThenMountedAgainWithoutTheBackend) {
   expect_sample_files("/second");
   auto be = Json::parse(call("GET", "/api/v1/metrics/backend?id=/second").body);
   EXPECT_EQ(be["read_count"], 0) << be.dump();
+  auto bc = call("GET", "/api/v1/metrics/blobcache?id=/second");
+  ASSERT_EQ(bc.status, 200u) << bc.body;
+  auto m = Json::parse(bc.body);
+  for (const char* k : {"underlying_files", "store_path", "partial_hits", "whole_hits", "total", "entries_count",
+                        "prefetch_data_amount", "prefetch_requests_count", "prefetch_workers",
+                        "prefetch_unmerged_chunks", "prefetch_cumulative_time_millis", "prefetch_begin_time_secs",
+                        "prefetch_begin_time_millis", "prefetch_end_time_secs", "prefetch_end_time_millis",
+                        "buffered_backend_size", "data_all_ready"}) {
+    EXPECT_TRUE(m.contains(k)) << k << " missing from " << bc.body;
+  }
+  EXPECT_FALSE(m.contains("id"));  // §4.7: upstream emits none
+  EXPECT_EQ(m["store_path"], work);
+  EXPECT_EQ(m["underlying_files"], Json::array({work + "/" + kSampleBlob + ".blob.data"}));
+  EXPECT_GE(m["total"].get<std::uint64_t>(), 1u);
+  EXPECT_EQ(m["whole_hits"], m["total"]) << "every chunk came from the cache";
+  EXPECT_EQ(m["entries_count"], 1);
   EXPECT_EQ(Json::parse(call("GET", "/api/v1/daemon/events").body)["total_errors"], 0);
   EXPECT_EQ(call("DELETE", "/api/v1/mount?mountpoint=/second").status, 204u);
 }

@@ -193,6 +193,43 @@ TEST_F(BlobCacheTest, WrongSizedDataFileIsEmptiedWithItsMap) {
   EXPECT_GT(backend_->metrics().read_count(), 0u);
 }
 
+TEST_F(BlobCacheTest, StatsCountReadsHitsAndAllReady) {
+  auto im = open_image();
+  ASSERT_TRUE(im);
+  auto s = im->blob_cache_stats();
+  EXPECT_TRUE(s.enabled);
+  EXPECT_EQ(s.store_path, work_);
+  EXPECT_EQ(s.total, 0u);
+  EXPECT_FALSE(s.data_all_ready);
+  auto rnd = im->lookup(im->root_ino(), "random.bin");
+  ASSERT_TRUE(rnd);
+  ASSERT_TRUE(im->read(rnd->ino, 0, 4096));                   // chunk 0: miss
+  ASSERT_TRUE(im->read(rnd->ino, 4096, 4096));                // chunk 0: whole hit
+  ASSERT_TRUE(im->read(rnd->ino, (64 << 10) - 4096, 8192));   // chunk 0 hit + chunk 1 miss: partial
+  s = im->blob_cache_stats();
+  EXPECT_EQ(s.total, 3u);
+  EXPECT_EQ(s.whole_hits, 1u);
+  EXPECT_EQ(s.partial_hits, 1u);
+  EXPECT_EQ(s.entries_count, 1u);
+  EXPECT_EQ(s.underlying_files, std::vector<std::string>{data_path()});
+  EXPECT_FALSE(s.data_all_ready);
+  expect_all_files(*im);
+  s = im->blob_cache_stats();
+  EXPECT_TRUE(s.data_all_ready);
+  const auto before = s;
+  expect_all_files(*im);  // everything cached now: every read a whole hit
+  s = im->blob_cache_stats();
+  EXPECT_GT(s.total, before.total);
+  EXPECT_EQ(s.whole_hits - before.whole_hits, s.total - before.total);
+  EXPECT_EQ(s.partial_hits, before.partial_hits);
+
+  ImageOptions plain;
+  plain.backend = localfs();
+  auto direct = Image::open(boot_, plain);
+  ASSERT_TRUE(direct);
+  EXPECT_FALSE((*direct)->blob_cache_stats().enabled);
+}
+
 // A cache write that fails (here EFBIG past RLIMIT_FSIZE, as ENOSPC would)
 // leaves its chunk not ready: the read is still served from the backend and
 // no bit is ever set over data that was not written.
