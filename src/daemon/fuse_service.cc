@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "nydus/fs/passthrough_fs.h"
 #include "nydus/storage/blob_backend.h"
@@ -192,7 +193,14 @@ Result<std::shared_ptr<fs::RafsFs>> FuseService::make_rafs(const MountRequest& r
   o.image.digest_validate = (c.rafs && c.rafs->validate) || (c.cache && c.cache->validate);
   if (c.cache && c.cache->filecache && (c.cache->type == "blobcache" || c.cache->type == "filecache")) {
     std::error_code ec;
-    if (std::filesystem::is_directory(c.cache->filecache->work_dir, ec)) o.image.blob_meta_dir = c.cache->filecache->work_dir;
+    if (std::filesystem::is_directory(c.cache->filecache->work_dir, ec)) {
+      o.image.blob_meta_dir = c.cache->filecache->work_dir;
+      // cache.compressed wants `.blob.raw`, not written yet: no blob cache rather than the wrong file.
+      if (!c.cache->compressed) {
+        o.image.blob_cache_dir = c.cache->filecache->work_dir;
+        o.image.blob_caches = blob_caches_;
+      }
+    }
   }
   o.enable_xattr = c.rafs && c.rafs->enable_xattr;
   o.start_time = started_;
@@ -348,9 +356,28 @@ Result<std::string> FuseService::backend_metrics(const std::optional<std::string
   return r->rafs->backend()->metrics().to_json();
 }
 
-// No instance has a blob cache yet: reads go to the backend directly.
-Result<std::string> FuseService::blobcache_metrics(const std::optional<std::string>&) {
-  return fail(ErrorCode::kNotFound, "no counter");
+// Contract §4.7, for RAFS instances with a blob cache (others: 404 NoCounter).
+// No prefetch yet: its fields stay 0 (docs/api.md).
+Result<std::string> FuseService::blobcache_metrics(const std::optional<std::string>& id) {
+  auto r = find_record(id);
+  if (!r) return tl::unexpected(r.error());
+  if (!r->rafs) return fail(ErrorCode::kNotFound, "no counter");
+  const storage::BlobCacheStats s = r->rafs->image().blob_cache_stats();
+  if (!s.enabled) return fail(ErrorCode::kNotFound, "no counter");
+  nlohmann::ordered_json j;
+  j["underlying_files"] = s.underlying_files;
+  j["store_path"] = s.store_path;
+  j["partial_hits"] = s.partial_hits;
+  j["whole_hits"] = s.whole_hits;
+  j["total"] = s.total;
+  j["entries_count"] = s.entries_count;
+  for (const char* k : {"prefetch_data_amount", "prefetch_requests_count", "prefetch_workers", "prefetch_unmerged_chunks",
+                        "prefetch_cumulative_time_millis", "prefetch_begin_time_secs", "prefetch_begin_time_millis",
+                        "prefetch_end_time_secs", "prefetch_end_time_millis", "buffered_backend_size"}) {
+    j[k] = 0;
+  }
+  j["data_all_ready"] = s.data_all_ready;
+  return j.dump();
 }
 
 std::optional<std::string> FuseService::inflight_metrics() {

@@ -43,6 +43,10 @@ struct BlobState {
   std::atomic<const std::vector<ChunkInfo>*> meta{nullptr};  // published after `owned`
   std::vector<Digest> digests;                         // by CI index, from the chunk table
   std::vector<bool> has_digest;
+  // The blob's cache files, opened on first read when a blob cache is on.
+  std::shared_ptr<BlobCacheFile> cache;    // guarded by mu, set once
+  std::atomic<BlobCacheFile*> cache_ptr{nullptr};  // published after `cache`
+  std::atomic<bool> cache_failed{false};   // opening failed: this image reads without it
 };
 
 struct Image::Impl {
@@ -58,6 +62,8 @@ struct Image::Impl {
   std::vector<std::uint64_t> prefetch;
   std::uint32_t blkbits = 12;
   std::uint64_t serial = 0;  // distinguishes images in a shared chunk cache
+  // Blob cache read counters (BlobCacheStats), relaxed.
+  mutable std::atomic<std::uint64_t> cache_total{0}, cache_whole_hits{0}, cache_partial_hits{0};
 
   // super_block.cc
   Result<void> parse();
@@ -73,8 +79,11 @@ struct Image::Impl {
   // image_read.cc
   Result<std::size_t> read_file(const InodeRec& r, std::uint64_t offset, std::span<std::uint8_t> out) const;
   Result<const std::vector<ChunkInfo>*> chunk_infos(std::uint32_t blob_index) const;
+  // The blob's cache file, or null when there is no blob cache or it cannot be used.
+  BlobCacheFile* blob_cache(std::uint32_t blob_index, const std::vector<ChunkInfo>& infos) const;
+  // `hit` is set when the chunk was ready in the blob cache.
   Result<void> read_rafs_chunk(std::uint32_t blob_index, std::uint32_t ci_index, std::uint64_t in_chunk,
-                               std::span<std::uint8_t> out) const;
+                               std::span<std::uint8_t> out, bool& hit) const;
 };
 
 }  // namespace nydus::storage

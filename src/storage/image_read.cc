@@ -132,8 +132,31 @@ Result<const std::vector<ChunkInfo>*> Image::Impl::chunk_infos(std::uint32_t blo
   return st.owned.get();
 }
 
+BlobCacheFile* Image::Impl::blob_cache(std::uint32_t blob_index, const std::vector<ChunkInfo>& infos) const {
+  if (options.blob_cache_dir.empty() || !options.blob_caches) return nullptr;
+  BlobState& st = *blob_states[blob_index];
+  BlobCacheFile* f = st.cache_ptr.load(std::memory_order_acquire);
+  if (!f) {
+    if (st.cache_failed.load(std::memory_order_acquire)) return nullptr;
+    // Not under st.mu: the registry makes openers of one blob wait for each other, nobody else.
+    const BlobInfo& blob = blobs[blob_index];
+    auto opened = options.blob_caches->get(options.blob_cache_dir, blob.blob_id, infos, blob.uncompressed_size);
+    if (!opened) {
+      st.cache_failed.store(true, std::memory_order_release);
+      return nullptr;
+    }
+    std::lock_guard lock(st.mu);
+    if (!st.cache) {
+      st.cache = std::move(*opened);
+      st.cache_ptr.store(st.cache.get(), std::memory_order_release);
+    }
+    f = st.cache.get();
+  }
+  return f->usable() ? f : nullptr;
+}
+
 Result<void> Image::Impl::read_rafs_chunk(std::uint32_t blob_index, std::uint32_t ci_index, std::uint64_t in_chunk,
-                                          std::span<std::uint8_t> out) const {
+                                          std::span<std::uint8_t> out, bool& hit) const {
   if (blob_index >= blobs.size()) return tl::unexpected(corrupt("chunk names device " + std::to_string(blob_index + 1)));
   const BlobInfo& blob = blobs[blob_index];
   auto infos = chunk_infos(blob_index);
@@ -147,17 +170,33 @@ Result<void> Image::Impl::read_rafs_chunk(std::uint32_t blob_index, std::uint32_
                                   " is shorter than the file needs"));
   }
   const std::string where = "blob " + blob.blob_id + " chunk " + std::to_string(ci_index);
-  if (!options.backend) return fail(ErrorCode::kNotFound, where + ": no storage backend configured");
   const bool validate = options.digest_validate;
-  if (!c.compressed && !validate) {
+  BlobCacheFile* cache = blob_cache(blob_index, **infos);
+  hit = cache && cache->is_ready(ci_index);
+  // A ready chunk without validation: straight from `.blob.data`, no decoding.
+  if (cache && !validate && cache->read(ci_index, c, in_chunk, out)) return {};
+  if (!options.backend && !cache) return fail(ErrorCode::kNotFound, where + ": no storage backend configured");
+  if (!cache && !c.compressed && !validate) {
     auto n = options.backend->read(blob.blob_id, c.compressed_offset + in_chunk, out);
     if (!n) return tl::unexpected(n.error());
     if (*n != out.size()) return tl::unexpected(corrupt(where + ": blob is truncated"));
     return {};
   }
-  // Compressed or validated chunks are decoded whole, once, through the cache.
+  auto check = [&](std::span<const std::uint8_t> data) -> Result<void> {
+    const BlobState& st = *blob_states[blob_index];
+    if (!st.has_digest[ci_index]) return tl::unexpected(corrupt(where + ": no digest in the chunk table"));
+    auto digest = compute_digest(blob.digester, data);
+    if (!digest) return tl::unexpected(digest.error().with_context(where));
+    if (*digest != st.digests[ci_index]) return tl::unexpected(corrupt(where + ": digest mismatch"));
+    return {};
+  };
+  // Misses, compressed or validated chunks are decoded whole, once, through
+  // the chunk cache; with a blob cache they are written through to it.
   auto load = [&]() -> Result<std::vector<std::uint8_t>> {
     std::vector<std::uint8_t> data(c.uncompressed_size);
+    // A cached chunk failing its digest is fetched again and overwritten.
+    if (cache && cache->read(ci_index, c, 0, data) && (!validate || check(data))) return data;
+    if (!options.backend) return fail(ErrorCode::kNotFound, where + ": no storage backend configured");
     if (c.compressed) {
       if (blob.compressor == Compressor::kNone) return tl::unexpected(corrupt(where + ": compressed in an uncompressed blob"));
       std::vector<std::uint8_t> packed(c.compressed_size);
@@ -172,14 +211,10 @@ Result<void> Image::Impl::read_rafs_chunk(std::uint32_t blob_index, std::uint32_
       if (*n != data.size()) return tl::unexpected(corrupt(where + ": blob is truncated"));
     }
     if (validate) {
-      const BlobState& st = *blob_states[blob_index];
-      if (!st.has_digest[ci_index]) return tl::unexpected(corrupt(where + ": no digest in the chunk table"));
-      auto digest = compute_digest(blob.digester, data);
-      if (!digest) return tl::unexpected(digest.error().with_context(where));
-      if (*digest != st.digests[ci_index]) {
-        return tl::unexpected(corrupt(where + ": digest mismatch"));
-      }
+      if (auto v = check(data); !v) return tl::unexpected(v.error());
     }
+    // Best effort: a chunk that cannot be cached (ENOSPC, EIO) is still served.
+    if (cache) (void)cache->store(ci_index, c, data);
     return data;
   };
   auto chunk = options.chunk_cache->get(ChunkCache::Key{serial, blob_index, ci_index}, load);
@@ -228,6 +263,7 @@ Result<std::size_t> Image::Impl::read_file(const InodeRec& r, std::uint64_t offs
     while (v < std::uint32_t(sb.extra_devices) + 1) v <<= 1;
     dev_mask = v - 1;
   }
+  std::uint64_t rafs_chunks = 0, cache_hits = 0;
   for (std::size_t done = 0; done < n;) {
     std::uint64_t cur = offset + done;
     std::uint64_t idx = cur / chunk_size, in = cur % chunk_size;
@@ -242,7 +278,10 @@ Result<std::size_t> Image::Impl::read_file(const InodeRec& r, std::uint64_t offs
     } else if (sb.rafs) {
       std::uint32_t device = dev & 0xFF, ci_index = ci.advise.value() | std::uint32_t(dev >> 8) << 16;
       if (device == 0) return tl::unexpected(corrupt("inode " + std::to_string(r.nid) + ": chunk on device 0"));
-      if (auto rc = read_rafs_chunk(device - 1, ci_index, in, dst); !rc) return tl::unexpected(rc.error());
+      bool hit = false;
+      if (auto rc = read_rafs_chunk(device - 1, ci_index, in, dst, hit); !rc) return tl::unexpected(rc.error());
+      ++rafs_chunks;
+      cache_hits += hit;
     } else {
       std::uint32_t device = dev & dev_mask;
       std::uint64_t addr = std::uint64_t(blkaddr) * bs + in;
@@ -259,7 +298,37 @@ Result<std::size_t> Image::Impl::read_file(const InodeRec& r, std::uint64_t offs
     }
     done += len;
   }
+  if (rafs_chunks > 0 && !options.blob_cache_dir.empty()) {
+    cache_total.fetch_add(1, std::memory_order_relaxed);
+    if (cache_hits == rafs_chunks) {
+      cache_whole_hits.fetch_add(1, std::memory_order_relaxed);
+    } else if (cache_hits > 0) {
+      cache_partial_hits.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
   return n;
+}
+
+BlobCacheStats Image::blob_cache_stats() const {
+  BlobCacheStats s;
+  s.enabled = !impl_->options.blob_cache_dir.empty();
+  if (!s.enabled) return s;
+  s.store_path = impl_->options.blob_cache_dir;
+  s.total = impl_->cache_total.load(std::memory_order_relaxed);
+  s.whole_hits = impl_->cache_whole_hits.load(std::memory_order_relaxed);
+  s.partial_hits = impl_->cache_partial_hits.load(std::memory_order_relaxed);
+  s.data_all_ready = true;
+  for (std::size_t i = 0; i < impl_->blobs.size(); ++i) {
+    const BlobCacheFile* f = impl_->blob_states[i]->cache_ptr.load(std::memory_order_acquire);
+    if (!f) {
+      s.data_all_ready = false;
+      continue;
+    }
+    ++s.entries_count;
+    s.underlying_files.push_back(s.store_path + "/" + impl_->blobs[i].blob_id + ".blob.data");
+    s.data_all_ready = s.data_all_ready && f->usable() && f->map().all_ready();
+  }
+  return s;
 }
 
 Result<std::size_t> Image::read(std::uint64_t ino, std::uint64_t offset, std::span<std::uint8_t> out) const {

@@ -225,6 +225,19 @@ struct BlobMetaRecord {
   Le32 magic2;
 };
 
+// Header of a blob cache's `<blob_id>.blob.data.chunk_map` (registry-and-cache.md
+// section 3, upstream's persisted IndexedChunkMap): followed by a bitmap of one
+// bit per chunk, most significant bit first.
+struct ChunkMapHeader {
+  Le32 magic;
+  Le32 version;
+  Le32 magic2;
+  Le32 all_ready;  // kChunkMapAllReady once every chunk is cached, else 0
+  std::uint8_t reserved[4080];
+};
+constexpr std::uint32_t kChunkMapMagic = 0x424D'4150, kChunkMapVersion = 1, kChunkMapMagic2 = 0x434D'4150,
+                        kChunkMapAllReady = 0x4D4D'4150;
+
 // Chunk-info entry of a blob's CI array (1.12): bit-packed little-endian
 // words, decoded in blob_meta.cc. v2 adds a context word (zran/batch).
 struct ChunkInfoV1Record {
@@ -250,6 +263,7 @@ static_assert(sizeof(XattrBodyHeader) == 12 && sizeof(XattrEntryHeader) == 4);
 static_assert(sizeof(Dirent) == 12 && offsetof(Dirent, file_type) == 10);
 static_assert(sizeof(ChunkIndex) == 8 && offsetof(ChunkIndex, blkaddr) == 4);
 static_assert(sizeof(ChunkInfoV1Record) == 16 && sizeof(ChunkInfoV2Record) == 24);
+static_assert(sizeof(ChunkMapHeader) == 4096 && offsetof(ChunkMapHeader, all_ready) == 12);
 static_assert(sizeof(BlobMetaRecord) == 4096 && offsetof(BlobMetaRecord, magic2) == 4092);
 
 // Sizes and places derived from the records, so none is written twice.

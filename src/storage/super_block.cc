@@ -275,6 +275,9 @@ Result<std::unique_ptr<Image>> Image::from_bytes(std::vector<std::uint8_t> bytes
   impl->size = impl->owned.size();
   impl->options = std::move(options);
   if (!impl->options.chunk_cache) impl->options.chunk_cache = std::make_shared<ChunkCache>(kDefaultChunkCacheBytes);
+  if (!impl->options.blob_cache_dir.empty() && !impl->options.blob_caches) {
+    impl->options.blob_caches = std::make_shared<BlobCacheRegistry>();
+  }
   impl->serial = g_serial.fetch_add(1);
   if (auto r = impl->parse(); !r) return tl::unexpected(r.error());
   return std::unique_ptr<Image>(new Image(std::move(impl)));

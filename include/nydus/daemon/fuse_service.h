@@ -117,6 +117,8 @@ class FuseService final : public FsService {
   const FuseServiceOptions options_;
   const std::function<void(std::string)> on_error_;
   const std::shared_ptr<storage::ChunkCache> chunk_cache_;
+  // Open blob cache files, shared by every mount of the same blob.
+  const std::shared_ptr<storage::BlobCacheRegistry> blob_caches_ = std::make_shared<storage::BlobCacheRegistry>();
   // Shown as the mtime of RAFS inodes without one: the same for every
   // instance and across remounts (whole seconds, as upstream).
   const struct timespec started_;

@@ -31,6 +31,7 @@
 
 #include "nydus/result.h"
 #include "nydus/storage/blob_backend.h"
+#include "nydus/storage/blob_cache.h"
 #include "nydus/storage/blob_meta.h"
 #include "nydus/storage/chunk_cache.h"
 
@@ -99,6 +100,24 @@ struct ImageOptions {
   // the backend), shared between images when the caller passes one in;
   // otherwise the image gets its own of kDefaultChunkCacheBytes.
   std::shared_ptr<ChunkCache> chunk_cache;
+  // When set, chunks are kept in upstream's blob cache files in this
+  // directory (blob_cache.h): ready chunks are read from there, misses are
+  // fetched whole and written through. Empty: reads go to the backend.
+  std::string blob_cache_dir;
+  // Open cache files shared between images (two mounts of one blob share one
+  // entry); otherwise the image gets its own.
+  std::shared_ptr<BlobCacheRegistry> blob_caches;
+};
+
+// Blob cache counters of one image (contract §4.7's fields that exist
+// without prefetch). A read counts once: whole hit when every chunk it
+// touched was ready in the cache, partial when some were.
+struct BlobCacheStats {
+  bool enabled = false;  // the image was opened with a blob cache
+  std::string store_path;
+  std::vector<std::string> underlying_files;  // `.blob.data` files opened so far
+  std::uint64_t total = 0, whole_hits = 0, partial_hits = 0, entries_count = 0;
+  bool data_all_ready = false;  // every blob's cache open and all its chunks ready
 };
 
 inline constexpr std::size_t kDefaultChunkCacheBytes = 4u << 20;
@@ -147,6 +166,7 @@ class Image {
   // Reads up to out.size() bytes at `offset` of a regular file into `out`;
   // returns the count (0 at or past EOF). Blocks on backend reads.
   // kInvalidArgument if not a regular file.
+  BlobCacheStats blob_cache_stats() const;
   Result<std::size_t> read(std::uint64_t ino, std::uint64_t offset, std::span<std::uint8_t> out) const;
   // Convenience: the bytes as a new string.
   Result<std::string> read(std::uint64_t ino, std::uint64_t offset, std::size_t size) const;
