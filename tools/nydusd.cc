@@ -76,8 +76,8 @@ void add_flags(CLI::App& app, Flags& f) {
   app.add_option("-A,--apisock", f.apisock, "Unix socket path of the management API");
   auto* id = app.add_option("--id", f.id, "Daemon id, reported in daemon info (requires --supervisor)");
   auto* sup = app.add_option("--supervisor", f.supervisor,
-                             "Supervisor socket for live upgrade (requires --id); reported in daemon info, "
-                             "the supervisor protocol is not implemented yet");
+                             "Supervisor socket for live upgrade (requires --id): PUT /api/v1/daemon/fuse/sendfd "
+                             "saves the state and the FUSE connection there; takeover is not implemented yet");
   id->needs(sup);
   sup->needs(id);
   app.add_option("-l,--log-level", f.log_level, "trace|debug|info|warn|error")
