@@ -197,8 +197,10 @@ void render_inflight(Exposition& e, const std::optional<std::string>& text, std:
     for (const Json& r : *j) {
       if (!r.is_object()) continue;  // upstream can emit null for a request that just finished
       ++n;
-      if (auto t = number(r, "timestamp_secs")) {
-        auto secs = static_cast<std::uint64_t>(*t);
+      // Read as u64, not through number(): a double loses seconds above 2^53
+      // and 2^64 - 1 does not convert back.
+      if (auto t = r.find("timestamp_secs"); t != r.end() && t->is_number_unsigned()) {
+        auto secs = t->get<std::uint64_t>();
         oldest = oldest ? std::min(*oldest, secs) : secs;
       }
     }

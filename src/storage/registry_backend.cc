@@ -6,6 +6,7 @@
 #include "nydus/storage/registry_backend.h"
 
 #include "nydus/storage/http_proxy_backend.h"
+#include "registry_parse.h"
 
 #include <cctype>
 #include <cstdlib>
@@ -29,33 +30,6 @@ bool iequals_prefix(std::string_view s, std::string_view prefix) {
     if (std::tolower(static_cast<unsigned char>(s[i])) != std::tolower(static_cast<unsigned char>(prefix[i]))) return false;
   }
   return true;
-}
-
-// `key="value"` pairs of a challenge's parameter list (values may be bare tokens).
-std::map<std::string, std::string> challenge_params(std::string_view s) {
-  std::map<std::string, std::string> out;
-  std::size_t i = 0;
-  while (i < s.size()) {
-    while (i < s.size() && (s[i] == ' ' || s[i] == ',')) ++i;
-    auto eq = s.find('=', i);
-    if (eq == std::string_view::npos) break;
-    std::string key(s.substr(i, eq - i));
-    for (auto& c : key) c = char(std::tolower(static_cast<unsigned char>(c)));
-    i = eq + 1;
-    std::string value;
-    if (i < s.size() && s[i] == '"') {
-      ++i;
-      while (i < s.size() && s[i] != '"') {
-        if (s[i] == '\\' && i + 1 < s.size()) ++i;
-        value += s[i++];
-      }
-      ++i;
-    } else {
-      while (i < s.size() && s[i] != ',') value += s[i++];
-    }
-    out[key] = value;
-  }
-  return out;
 }
 
 std::string form_escape(std::string_view s) {
@@ -99,6 +73,50 @@ HttpClientOptions client_options(const config::RegistryConfig& cfg) {
 }
 
 }  // namespace
+
+std::map<std::string, std::string> challenge_params(std::string_view s) {
+  std::map<std::string, std::string> out;
+  std::size_t i = 0;
+  while (i < s.size()) {
+    while (i < s.size() && (s[i] == ' ' || s[i] == ',')) ++i;
+    auto eq = s.find('=', i);
+    if (eq == std::string_view::npos) break;
+    std::string key(s.substr(i, eq - i));
+    for (auto& c : key) c = char(std::tolower(static_cast<unsigned char>(c)));
+    i = eq + 1;
+    std::string value;
+    if (i < s.size() && s[i] == '"') {
+      ++i;
+      while (i < s.size() && s[i] != '"') {
+        if (s[i] == '\\' && i + 1 < s.size()) ++i;
+        value += s[i++];
+      }
+      ++i;
+    } else {
+      while (i < s.size() && s[i] != ',') value += s[i++];
+    }
+    out[key] = value;
+  }
+  return out;
+}
+
+Result<TokenReply> parse_token_reply(const std::string& body) {
+  auto j = nlohmann::json::parse(body, nullptr, false);
+  if (!j.is_object()) return fail(ErrorCode::kIo, "token reply is not a JSON object");
+  std::string tok;
+  for (const char* k : {"token", "access_token"}) {
+    if (j.contains(k) && j[k].is_string() && !j[k].get<std::string>().empty()) {
+      tok = j[k].get<std::string>();
+      break;
+    }
+  }
+  if (tok.empty()) return fail(ErrorCode::kIo, "token reply has no `token`");
+  std::chrono::seconds life = kDefaultTokenLife;
+  if (j.contains("expires_in") && j["expires_in"].is_number_unsigned() && j["expires_in"].get<std::uint64_t>() > 0) {
+    life = std::chrono::seconds(std::min<std::uint64_t>(j["expires_in"].get<std::uint64_t>(), 86400 * 365));
+  }
+  return TokenReply{std::move(tok), life};
+}
 
 class RegistryBackend::Proxy {
  public:
@@ -301,21 +319,9 @@ Result<RegistryBackend::Token> RegistryBackend::request_token(const Challenge& c
   std::vector<std::string> headers = base_headers();
   if (basic) headers.push_back("Authorization: Basic " + *basic);
   auto parse = [&](const HttpResponse& r, bool get) -> Result<Token> {
-    auto j = nlohmann::json::parse(r.body, nullptr, false);
-    if (!j.is_object()) return fail(ErrorCode::kIo, "token reply is not a JSON object");
-    std::string tok;
-    for (const char* k : {"token", "access_token"}) {
-      if (j.contains(k) && j[k].is_string() && !j[k].get<std::string>().empty()) {
-        tok = j[k].get<std::string>();
-        break;
-      }
-    }
-    if (tok.empty()) return fail(ErrorCode::kIo, "token reply has no `token`");
-    std::chrono::seconds life = kDefaultTokenLife;
-    if (j.contains("expires_in") && j["expires_in"].is_number_unsigned() && j["expires_in"].get<std::uint64_t>() > 0) {
-      life = std::chrono::seconds(std::min<std::uint64_t>(j["expires_in"].get<std::uint64_t>(), 86400 * 365));
-    }
-    return Token{std::move(tok), life, get};
+    auto t = parse_token_reply(r.body);
+    if (!t) return tl::unexpected(t.error());
+    return Token{std::move(t->token), t->life, get};
   };
   std::string what = "token POST " + HttpClient::loggable_url(ch.realm);
   if (!via_get) {

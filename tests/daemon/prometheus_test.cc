@@ -85,6 +85,22 @@ TEST(PrometheusRenderTest, InflightCountAndOldestAge) {
   EXPECT_TRUE(has_line(text, "nydusd_fuse_inflight_oldest_age_seconds 0")) << text;
 }
 
+// Timestamps are u64 seconds: read exactly, not through a double (2^64 - 1
+// does not fit back into a u64, and above 2^53 a double loses seconds).
+// Found by prometheus_fuzz as a float-cast-overflow.
+TEST(PrometheusRenderTest, InflightTimestampsBeyondDoublePrecision) {
+  PrometheusInput in;
+  in.inflight = R"([{"inode":1,"opcode":15,"unique":2,"timestamp_secs":18446744073709551615}])";
+  in.now_secs = 1000;
+  std::string text = render_prometheus(in);
+  EXPECT_TRUE(has_line(text, "nydusd_fuse_inflight_oldest_age_seconds 0")) << text;  // in the future: no age
+
+  in.inflight = R"([{"inode":1,"opcode":15,"unique":2,"timestamp_secs":9007199254740993}])";
+  in.now_secs = 9007199254740994;
+  text = render_prometheus(in);
+  EXPECT_TRUE(has_line(text, "nydusd_fuse_inflight_oldest_age_seconds 1")) << text;
+}
+
 TEST(PrometheusProcessTest, ReadsThisProcess) {
   auto s = read_process_stats();
   ASSERT_TRUE(s.has_value());
