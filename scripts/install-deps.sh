@@ -13,7 +13,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-14 libclang-rt-14-dev llvm-14
   libcurl4-openssl-dev docker-registry apache2-utils openssl
-  curl python3 procps erofs-utils
+  curl python3 procps erofs-utils file dpkg-dev
   python3-prometheus-client python3-jsonschema python3-yaml
 )
 
