@@ -325,6 +325,20 @@ ApiResult Daemon::send_fuse_fd() {
 
 // The checks of contract §2.2.1 in upstream's order: fs_type, service,
 // existing mount, prefetch list, configuration; then the service mounts.
+// Credentials stored with PUT /api/v1/config before the mount (the
+// snapshotter's way of handing renewed basic auth to a daemon) fill a registry
+// backend whose configuration carries none: under the mount's id first, then
+// the daemon-wide entry. A configuration with its own `auth` keeps it: it is
+// the newer, explicit instruction for this mount.
+void Daemon::apply_stored_registry_auth(MountRequest& req) const {
+  if (req.type != FsType::kRafs || !req.config.backend || req.config.backend->type != "registry") return;
+  auto& registry = req.config.backend->registry;
+  if (!registry || registry->auth) return;
+  auto stored = runtime_config_.lookup(req.mountpoint, "registry_auth");
+  if (!stored) stored = runtime_config_.lookup("", "registry_auth");
+  if (stored && !stored->empty()) registry->auth = *stored;
+}
+
 ApiResult Daemon::mount(const std::string& mountpoint, const api::ApiMountCmd& cmd, bool remount) {
   std::optional<FsType> type;
   if (cmd.fs_type == "rafs") type = FsType::kRafs;
@@ -357,6 +371,7 @@ ApiResult Daemon::mount(const std::string& mountpoint, const api::ApiMountCmd& c
     }
     req.config = std::move(*parsed);
   }
+  apply_stored_registry_auth(req);
   auto r = remount ? fs_->remount(req) : fs_->mount(req);
   if (!r) return mount_error(r.error());
   spdlog::info("{} {} at {}", remount ? "remounted" : "mounted", cmd.source, mountpoint);

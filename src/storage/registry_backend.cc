@@ -121,8 +121,10 @@ Result<TokenReply> parse_token_reply(const std::string& body) {
 class RegistryBackend::Proxy {
  public:
   Proxy(const config::ProxyConfig& cfg, HttpClientOptions opts)
-      : url_(cfg.url), interval_(std::max<std::uint64_t>(cfg.check_interval, 1)), ping_(ping_options(opts)) {
-    while (url_.ends_with("/")) url_.pop_back();
+      : use_http_(cfg.use_http),
+        interval_(std::max<std::uint64_t>(cfg.check_interval, 1)),
+        ping_(ping_options(opts)),
+        via_(through(opts, cfg.url)) {
     if (cfg.ping_url.empty()) return;
     ping_ok_ = ping(cfg.ping_url);  // the first answer decides before any request is sent
     checker_ = std::thread([this, url = cfg.ping_url] { check_loop(url); });
@@ -144,15 +146,25 @@ class RegistryBackend::Proxy {
     std::lock_guard lock(mu_);
     unhealthy_until_ = Clock::now() + interval_;
   }
-  // `url` with its scheme and authority replaced by the proxy's.
-  std::string rewrite(const std::string& url) const {
-    auto scheme_end = url.find("://");
-    auto path = url.find('/', scheme_end == std::string::npos ? 0 : scheme_end + 3);
-    return url_ + (path == std::string::npos ? "/" : url.substr(path));
+  // The URL to ask the proxy for: with `use_http`, an https URL becomes
+  // plain http so the proxy sees (and can cache) the request instead of
+  // tunnelling TLS through CONNECT.
+  std::string target(const std::string& url) const {
+    if (use_http_ && url.rfind("https://", 0) == 0) return "http://" + url.substr(8);
+    return url;
+  }
+  // `req` sent through the proxy, as an HTTP forward proxy request.
+  tl::expected<HttpResponse, HttpError> perform(HttpRequest req) {
+    req.url = target(req.url);
+    return via_.perform(req);
   }
 
  private:
   // The ping must not hold up the backend's destruction for long, whatever `timeout` says.
+  static HttpClientOptions through(HttpClientOptions o, const std::string& proxy) {
+    o.proxy = proxy;
+    return o;
+  }
   static HttpClientOptions ping_options(HttpClientOptions o) {
     o.timeout_s = o.timeout_s == 0 ? 5 : std::min<std::uint32_t>(o.timeout_s, 5);
     o.connect_timeout_s = o.connect_timeout_s == 0 ? 5 : std::min<std::uint32_t>(o.connect_timeout_s, 5);
@@ -172,9 +184,10 @@ class RegistryBackend::Proxy {
     }
   }
 
-  std::string url_;
+  const bool use_http_;
   const std::chrono::seconds interval_;
   HttpClient ping_;
+  HttpClient via_;  // every request through the proxy (CURLOPT_PROXY)
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;                        // guarded by mu_
@@ -205,9 +218,7 @@ RegistryBackend::~RegistryBackend() = default;
 tl::expected<HttpResponse, HttpError> RegistryBackend::send(const HttpRequest& req) {
   if (!proxy_) return http_.perform(req);
   if (proxy_->healthy()) {
-    HttpRequest via = req;
-    via.url = proxy_->rewrite(req.url);
-    auto r = http_.perform(via);
+    auto r = proxy_->perform(req);
     if (r && r->status < 500) return r;
     proxy_->failed();
     if (!cfg_.proxy.fallback) return r;
@@ -327,11 +338,11 @@ Result<RegistryBackend::Token> RegistryBackend::request_token(const Challenge& c
   if (!via_get) {
     HttpRequest post{"POST", ch.realm, headers, form + "&client_id=nydus-registry-client", nullptr};
     post.headers.push_back("Content-Type: application/x-www-form-urlencoded");
-    auto r = http_.perform(post);
+    auto r = send(post);
     if (r && r->status == 200) return parse(*r, false);
   }
   HttpRequest get{"GET", ch.realm + (ch.realm.find('?') == std::string::npos ? "?" : "&") + form, headers, "", nullptr};
-  auto r = http_.perform(get);
+  auto r = send(get);
   if (!r) return tl::unexpected(r.error().error);
   if (r->status != 200) return tl::unexpected(http_status_error("token GET " + HttpClient::loggable_url(ch.realm), r->status));
   return parse(*r, true);
@@ -369,7 +380,7 @@ tl::expected<HttpResponse, HttpError> RegistryBackend::blob_request(const std::s
   if (!cached.empty() && req.method == "GET") {
     HttpRequest direct = req;
     direct.url = cached;
-    auto r = http_.perform(direct);
+    auto r = send(direct);
     if (r && r->status < 400) return r;
     forget();  // expired or refused: ask the registry again
   }
@@ -385,7 +396,7 @@ tl::expected<HttpResponse, HttpError> RegistryBackend::blob_request(const std::s
     redirects_[blob_id] = r->redirect_url;
   }
   HttpRequest direct{req.method, r->redirect_url, headers, "", req.window};
-  auto d = http_.perform(direct);
+  auto d = send(direct);
   if (d && d->status >= 400 && d->status < 500) forget();
   return d;
 }

@@ -178,6 +178,27 @@ TEST_F(MountTest, DaemonInfoScrubsEverySecret) {
   EXPECT_EQ(info["backend_collection"]["/s3"]["config"]["backend"]["s3"]["access_key_id"], "");
 }
 
+// Contract §2.1.6: credentials PUT under a mount's id before it is mounted
+// reach that mount's registry backend; a configuration's own auth wins.
+TEST_F(MountTest, StoredRegistryAuthFillsAMountWithoutCredentials) {
+  auto registry = [](const std::string& auth) {
+    return R"~({"version":2,"backend":{"type":"registry","registry":{"host":"h","repo":"r")~" + auth +
+           R"~(}},"cache":{"type":"blobcache","filecache":{"work_dir":"/c"}},"rafs":{"mode":"direct"}})~";
+  };
+  ASSERT_EQ(call("PUT", "/api/v1/config?id=%2Fa", R"~({"registry_auth":"YTpwZXItbW91bnQ="})~").status, 204u);
+  ASSERT_EQ(call("PUT", "/api/v1/config", R"~({"registry_auth":"YTpnbG9iYWw="})~").status, 204u);
+
+  ASSERT_EQ(call("POST", "/api/v1/mount?mountpoint=%2Fa", mount_body("rafs", registry(""))).status, 204u);
+  EXPECT_EQ(fs_->last->config.backend->registry->auth, "YTpwZXItbW91bnQ=");
+  ASSERT_EQ(call("POST", "/api/v1/mount?mountpoint=%2Fb", mount_body("rafs", registry(""))).status, 204u);
+  EXPECT_EQ(fs_->last->config.backend->registry->auth, "YTpnbG9iYWw=");
+  ASSERT_EQ(call("POST", "/api/v1/mount?mountpoint=%2Fc", mount_body("rafs", registry(R"~(,"auth":"YTpvd24=")~"))).status,
+            204u);
+  EXPECT_EQ(fs_->last->config.backend->registry->auth, "YTpvd24=");
+  // Not shown anywhere: daemon info scrubs the filled-in value like any other.
+  EXPECT_EQ(call("GET", "/api/v1/daemon").body.find("YTpwZXItbW91bnQ="), std::string::npos);
+}
+
 TEST_F(MountTest, BadConfigurationNamesTheKey) {
   auto r = call("POST", "/api/v1/mount?mountpoint=/", mount_body("rafs", R"~({"version":2,"backend":{"type":"localfs","localfs":{}}})~"));
   EXPECT_EQ(r.status, 500u);

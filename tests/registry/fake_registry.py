@@ -19,7 +19,9 @@ Control, on the first port, without auth:
   GET  /_stats     JSON counters: token_fetches, token_posts, blob_gets,
                    blob_heads, redirected_gets, auth_on_redirect, test_header
                    (blob requests with `X-Nydus-Test: on`), test_header_on_redirect,
-                   unauthorized (bearer 401 answers)
+                   unauthorized (bearer 401 answers), proxied (absolute-form requests:
+                   the server used as an HTTP forward proxy, any origin host),
+                   connects (CONNECT requests, refused with 405)
 Prints "PORTS <registry> <store>" on stdout once both ports listen; runs until killed.
 """
 import argparse
@@ -34,12 +36,13 @@ import threading
 import time
 import socketserver
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
 LOCK = threading.Lock()
 STATE = {"faults": [], "redirect": False, "tokens": {}, "serial": 0}
 STATS = {"token_fetches": 0, "token_posts": 0, "blob_gets": 0, "blob_heads": 0,
          "redirected_gets": 0, "auth_on_redirect": 0, "test_header": 0, "test_header_on_redirect": 0,
-         "unauthorized": 0}
+         "unauthorized": 0, "proxied": 0, "connects": 0}
 ARGS = None
 BLOB_RE = re.compile(r"^/v2/(.+)/blobs/sha256:([0-9a-f]{64})$")
 HANG = threading.Event()  # never set: a "hang" fault waits until the client gives up
@@ -199,6 +202,10 @@ class Registry(Handler):
         self.end_headers()
 
     def route(self):
+        if self.path.startswith("http://"):  # forward-proxy request: serve it for any origin
+            bump("proxied")
+            parts = urlsplit(self.path)
+            self.path = parts.path + ("?" + parts.query if parts.query else "")
         path = self.path.split("?")[0]
         if path == "/_control" and self.command == "POST":
             return self.control()
@@ -214,6 +221,10 @@ class Registry(Handler):
             return self.reply(200, b"{}")
         if m:
             return self.reply(404, b'{"errors":[{"code":"NAME_UNKNOWN"}]}')
+
+    def do_CONNECT(self):
+        bump("connects")
+        self.reply(405, b"no tunnels here")
 
     do_GET = do_HEAD = do_POST = route
 

@@ -305,6 +305,7 @@ TEST_F(RegistryBackendTest, ProxyWhileHealthyElseFallbackOrError) {
   auto b = backend(c);
   EXPECT_EQ(check_read(*b, 0, 4096), "");
   EXPECT_EQ(proxy.stats()["blob_gets"], 1);
+  EXPECT_EQ(proxy.stats()["proxied"], 1);  // a forward-proxy request naming the registry
   EXPECT_EQ(server_->stats()["blob_gets"], 0);
   proxy.control({{"faults", {"503"}}});
   EXPECT_EQ(check_read(*b, 4096, 4096), "");  // 503 from the proxy: straight to the registry
@@ -328,6 +329,32 @@ TEST_F(RegistryBackendTest, ProxyWhileHealthyElseFallbackOrError) {
   auto r = backend(dead)->read(id_, 0, out);
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message().find("proxy"), std::string::npos) << r.error().message();
+}
+
+// proxy.use_http: an https registry is asked for through the proxy in plain
+// http, so the proxy can serve it; without it curl tunnels TLS with CONNECT.
+TEST_F(RegistryBackendTest, ProxyUseHttpAsksForHttpsOriginsInPlainHttp) {
+  SERVE_OR_SKIP({});
+  const std::string pdir = dir_.file("proxy");
+  std::filesystem::create_directories(pdir);
+  FakeRegistry proxy(pdir, blobs_, {"--repo", kRepo});
+  ASSERT_TRUE(proxy.up()) << proxy.log();
+  auto c = config();
+  c.scheme = "https";
+  c.host = "origin.invalid";  // reachable only through the proxy
+  c.retry_limit = 0;
+  c.proxy.url = proxy.url();
+  c.proxy.fallback = false;
+  c.proxy.use_http = true;
+  EXPECT_EQ(check_read(*backend(c), 0, 4096), "");
+  EXPECT_EQ(proxy.stats()["proxied"], 1);
+  EXPECT_EQ(proxy.stats()["connects"], 0);
+
+  c.proxy.use_http = false;
+  std::vector<std::uint8_t> out(4096);
+  EXPECT_FALSE(backend(c)->read(id_, 0, out));
+  EXPECT_EQ(proxy.stats()["connects"], 1);
+  EXPECT_EQ(proxy.stats()["proxied"], 1);
 }
 
 // http-proxy: the same checks without auth, over TCP and over a Unix socket.

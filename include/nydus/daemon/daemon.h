@@ -101,6 +101,7 @@ class Daemon : public api::ApiHandler {
   api::ApiResult takeover();
   api::ApiResult send_fuse_fd();
   api::ApiResult mount(const std::string& mountpoint, const api::ApiMountCmd& cmd, bool remount);
+  void apply_stored_registry_auth(MountRequest& req) const;
   api::ApiResult umount(const std::string& mountpoint);
   api::ApiResult backend_info(const std::string& mountpoint);
   api::ApiResult metrics(const api::ApiRequest& r);

@@ -25,13 +25,15 @@
 // doubling, at most 2 s); other statuses are final. So a read ends within
 // about (retry_limit + 1) x (timeout + backoff).
 //
-// Proxy (`proxy.url`, e.g. a Dragonfly dfdaemon): registry requests (not
-// token requests, not redirect targets) go to `<proxy.url><path>?<query>`
-// while the proxy is healthy. Health: a thread GETs `ping_url` every
-// `check_interval` s (healthy: any answer below 500); and a proxied request
-// that fails to connect or answers >= 500 marks the proxy unhealthy for
-// `check_interval` s. With `fallback` the request then goes to the registry
-// directly; without it the failure is the request's.
+// Proxy (`proxy.url`, e.g. a Dragonfly dfdaemon): every request (registry,
+// token realm, redirect target) goes through it as an HTTP forward proxy
+// while it is healthy; with `use_http` an https URL is asked for as http so
+// the proxy can see and cache it (else curl tunnels TLS with CONNECT).
+// Health: a thread GETs `ping_url` directly every `check_interval` s
+// (healthy: any answer below 500); and a proxied request that fails to
+// connect or answers >= 500 marks the proxy unhealthy for `check_interval`
+// s. With `fallback` the request then goes directly; without it the failure
+// is the request's.
 //
 // Extra headers: every environment variable `NYDUS_HEADER_<Name>=<value>`
 // present when the backend is created adds `<Name>: <value>` to registry
