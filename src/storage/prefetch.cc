@@ -265,8 +265,8 @@ bool Prefetcher::throttle() {
     tokens_ = std::min(rate, tokens_ + rate * std::chrono::duration<double>(now - refilled_).count());
     refilled_ = now;
     if (tokens_ >= 0) return true;
-    // At most a second per wait, so a deep debt never overflows a duration.
-    const double secs = std::min(-tokens_ / rate, 1.0);
+    // Capped (then re-checked) so that a deep debt never overflows a duration.
+    const double secs = std::min(-tokens_ / rate, 3600.0);
     wake_.wait_for(lock, std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(secs)));
   }
   return false;

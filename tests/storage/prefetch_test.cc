@@ -36,19 +36,20 @@ std::size_t thread_count() {
   return n;
 }
 
-// localfs, failing chunk reads (not the chunk-info array) while `fail` is
-// set, or blocking them while `gate` is closed.
+// localfs whose chunk reads (not the chunk-info array) can be held at a
+// gate and made to fail.
 class TestBackend final : public BlobBackend {
  public:
   TestBackend(std::shared_ptr<BlobBackend> inner, std::uint64_t data_end) : inner_(std::move(inner)), data_end_(data_end) {}
+  // Chunk reads wait at the gate (open unless closed), then fail if `fail` is set.
   Result<std::size_t> read(const std::string& id, std::uint64_t off, std::span<std::uint8_t> out) override {
     if (off < data_end_) {
-      if (fail) return fail_with(ErrorCode::kIo, "injected backend failure");
       std::unique_lock lock(mu_);
       ++blocked_;
       cv_.notify_all();
       cv_.wait(lock, [&] { return open_; });
       --blocked_;
+      if (fail) return fail_with(ErrorCode::kIo, "injected backend failure");
     }
     return inner_->read(id, off, out);
   }
@@ -251,8 +252,10 @@ TEST_F(PrefetchTest, StopInterruptsABandwidthWaitAndLeavesNoThread) {
   auto im = open_image();
   ASSERT_TRUE(im);
   const std::size_t threads_before = thread_count();
-  // 1 byte/s: after the first run, every worker waits for hours of tokens.
-  auto p = Prefetcher::start(im, PrefetchOptions{.threads = 3, .batch_size = 64 << 10, .bandwidth_limit = 1, .prefetch_all = true});
+  // 1 byte/s: after its first run (an incompressible 64 KiB chunk of the
+  // random files), every worker waits for most of a day of tokens.
+  auto p = Prefetcher::start(im, PrefetchOptions{.threads = 3, .batch_size = 64 << 10, .bandwidth_limit = 1,
+                                                 .files = {"/a", "/b"}});
   ASSERT_TRUE(eventually([&] { return p->stats().requests > 0 && p->stats().workers == 3; }));
   auto stopped = std::async(std::launch::async, [&] { p->stop(); });
   ASSERT_EQ(stopped.wait_for(testutil::kHangGuard), std::future_status::ready) << "stop() did not interrupt the wait";
@@ -283,13 +286,18 @@ TEST_F(PrefetchTest, BackendFailureIsReportedOnceAndReadsStillWork) {
   auto im = open_image();
   ASSERT_TRUE(im);
   backend_->fail = true;
+  backend_->close_gate();
   std::vector<std::string> errors;
   std::mutex mu;
-  auto p = run(im, PrefetchOptions{.threads = 4, .batch_size = 64 << 10, .prefetch_all = true,
-                                   .on_error = [&](std::string e) {
-                                     std::lock_guard lock(mu);
-                                     errors.push_back(std::move(e));
-                                   }});
+  auto p = Prefetcher::start(im, PrefetchOptions{.threads = 4, .batch_size = 64 << 10, .prefetch_all = true,
+                                                 .on_error = [&](std::string e) {
+                                                   std::lock_guard lock(mu);
+                                                   errors.push_back(std::move(e));
+                                                 }});
+  // Four runs fail at once: still one report.
+  ASSERT_TRUE(backend_->wait_blocked(4));
+  backend_->open_gate();
+  ASSERT_TRUE(eventually([&] { return p->finished(); }));
   {
     std::lock_guard lock(mu);
     ASSERT_EQ(errors.size(), 1u) << "one report per blob";
