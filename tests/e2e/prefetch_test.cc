@@ -4,7 +4,8 @@
 // every file reads correctly with no backend read; an unmount during a
 // throttled prefetch returns and leaves no thread behind; --prefetch-files
 // fills exactly the listed files' chunks; a bad chunk fails the prefetch of
-// its blob once, never the mount or reads of other files.
+// its blob once, never the mount or reads of other files; without a blob
+// cache prefetch is skipped with a log line.
 //
 // Needs root and /dev/fuse (SKIP otherwise).
 #include <dirent.h>
@@ -212,6 +213,22 @@ TEST_F(PrefetchE2eTest, BadChunkFailsThePrefetchNotTheMountOrOtherReads) {
   std::size_t reports = 0;
   for (const auto& e : events["errors"]) reports += e.get<std::string>().find("prefetch") != std::string::npos;
   EXPECT_EQ(reports, 1u) << events.dump();
+}
+
+TEST_F(PrefetchE2eTest, WithoutABlobCachePrefetchIsSkippedWithALogLine) {
+  start();
+  const std::string v2 = Json{{"version", 2},
+                              {"backend", {{"type", "localfs"}, {"localfs", {{"dir", blobs_}}}}},
+                              {"cache", {{"type", "dummycache"}}},
+                              {"rafs", {{"prefetch", {{"enable", true}, {"prefetch_all", true}}}}}}
+                             .dump();
+  auto r = mount("/img", v2);
+  ASSERT_EQ(r.status, 204u) << r.body;
+  EXPECT_EQ(slurp(mnt_ + "/img/readme"), files_["/readme"]);
+  EXPECT_EQ(call("GET", "/api/v1/metrics/blobcache?id=/img").status, 404u);
+  EXPECT_TRUE(eventually([&] { return daemon_->log().find("/img: prefetch skipped: no blob cache") != std::string::npos; }))
+      << daemon_->log();
+  EXPECT_EQ(Json::parse(call("GET", "/api/v1/daemon/events").body)["total_errors"], 0);
 }
 
 }  // namespace
