@@ -279,6 +279,23 @@ MountInfo info_of(const MountRequest& req, const std::string& mp) {
 
 }  // namespace
 
+// Records a new or swapped-in instance and starts its prefetch; a replaced
+// instance's prefetch is stopped outside mu_.
+void FuseService::put_record(const MountRequest& req, const std::string& mp, const std::shared_ptr<fs::Filesystem>& inst,
+                             std::shared_ptr<fs::FsMetrics> metrics) {
+  auto rafs = std::dynamic_pointer_cast<fs::RafsFs>(inst);
+  auto prefetch = start_prefetch(req, rafs, mp);
+  std::shared_ptr<storage::Prefetcher> old;
+  {
+    std::lock_guard lock(mu_);
+    Record& rec = records_[mp];
+    old = std::move(rec.prefetch);
+    rec = Record{info_of(req, mp), req, std::move(metrics), std::move(rafs), std::move(prefetch)};
+    ++generation_;
+  }
+  if (old) old->stop();
+}
+
 Result<void> FuseService::mount(const MountRequest& req) {
   auto mp = fs::PseudoFs::normalize(req.mountpoint);
   if (!mp) return tl::unexpected(mp.error());
@@ -288,17 +305,7 @@ Result<void> FuseService::mount(const MountRequest& req) {
   if (!inst) return tl::unexpected(inst.error());
   auto metrics = std::make_shared<fs::FsMetrics>(*mp, metrics_options(req.config));
   if (auto r = pseudo_.attach(*mp, *inst, metrics); !r) return r;
-  auto rafs = std::dynamic_pointer_cast<fs::RafsFs>(*inst);
-  auto prefetch = start_prefetch(req, rafs, *mp);
-  std::shared_ptr<storage::Prefetcher> old;
-  {
-    std::lock_guard lock(mu_);
-    Record& rec = records_[*mp];
-    old = std::move(rec.prefetch);
-    rec = Record{info_of(req, *mp), req, std::move(metrics), rafs, std::move(prefetch)};
-    ++generation_;
-  }
-  if (old) old->stop();  // the replaced instance's prefetch, outside mu_
+  put_record(req, *mp, *inst, std::move(metrics));
   return {};
 }
 
@@ -311,17 +318,7 @@ Result<void> FuseService::remount(const MountRequest& req) {
   if (!inst) return tl::unexpected(inst.error());
   auto metrics = std::make_shared<fs::FsMetrics>(*mp, metrics_options(req.config));
   if (auto r = pseudo_.swap(*mp, *inst, metrics); !r) return r;
-  auto rafs = std::dynamic_pointer_cast<fs::RafsFs>(*inst);
-  auto prefetch = start_prefetch(req, rafs, *mp);
-  std::shared_ptr<storage::Prefetcher> old;
-  {
-    std::lock_guard lock(mu_);
-    Record& rec = records_[*mp];
-    old = std::move(rec.prefetch);
-    rec = Record{info_of(req, *mp), req, std::move(metrics), rafs, std::move(prefetch)};
-    ++generation_;
-  }
-  if (old) old->stop();  // the replaced instance's prefetch, outside mu_
+  put_record(req, *mp, *inst, std::move(metrics));
   return {};
 }
 

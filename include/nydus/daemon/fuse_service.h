@@ -113,6 +113,8 @@ class FuseService final : public FsService {
   // Starts the instance's prefetch when its configuration asks for it (null otherwise).
   std::shared_ptr<storage::Prefetcher> start_prefetch(const MountRequest& req, const std::shared_ptr<fs::RafsFs>& rafs,
                                                       const std::string& mp) const;
+  void put_record(const MountRequest& req, const std::string& mp, const std::shared_ptr<fs::Filesystem>& inst,
+                  std::shared_ptr<fs::FsMetrics> metrics);
   // kInvalidArgument when a path the instance would read is on our own FUSE mount.
   Result<void> check_not_on_own_mount(const MountRequest& req) const;
   // The record of `id`, or of the only instance when `id` is absent; kNotFound otherwise.
