@@ -95,7 +95,7 @@ void add_flags(CLI::App& app, Flags& f) {
   auto* localfs = app.add_option("-D,--localfs-dir", f.localfs_dir, "Blob directory for a localfs backend");
   auto* shared = app.add_option("-s,--shared-dir", f.shared_dir, "Directory to serve through passthrough_fs");
   auto* prefetch = app.add_option("--prefetch-files", f.prefetch_files,
-                                  "File listing paths to prefetch (checked; prefetch is not implemented yet: no effect)");
+                                  "File listing paths to prefetch, one a line (`/` = everything); needs fs_prefetch and a blob cache");
   boot->excludes(shared);
   localfs->excludes(cfg);
   prefetch->needs(boot);

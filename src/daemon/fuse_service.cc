@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include "nydus/fs/passthrough_fs.h"
 #include "nydus/storage/blob_backend.h"
@@ -66,11 +67,17 @@ Result<void> FuseService::start(const std::string& mountpoint, unsigned threads)
 
 void FuseService::stop() {
   std::shared_ptr<fs::FuseServer> s;
+  std::vector<std::shared_ptr<storage::Prefetcher>> prefetch;
   {
     std::lock_guard lock(mu_);
     s = std::move(server_);
     own_dev_.reset();
+    for (auto& [mp, r] : records_) {
+      if (r.prefetch) prefetch.push_back(r.prefetch);
+    }
   }
+  // Outside mu_: each stop waits for its workers' runs in flight.
+  for (auto& p : prefetch) p->stop();
   if (s) s->stop();  // joins workers outside mu_ so metrics readers never wait on it
 }
 
@@ -220,6 +227,35 @@ Result<std::shared_ptr<fs::RafsFs>> FuseService::make_rafs(const MountRequest& r
   return std::move(*fs);
 }
 
+// Legacy `fs_prefetch` lands in rafs.prefetch (and a copy in cache.prefetch);
+// v2 documents may set either: rafs.prefetch wins when both are enabled.
+// Prefetch fills the blob cache, so without one it has nothing to do.
+std::shared_ptr<storage::Prefetcher> FuseService::start_prefetch(const MountRequest& req,
+                                                                 const std::shared_ptr<fs::RafsFs>& rafs,
+                                                                 const std::string& mp) const {
+  const config::ConfigV2& c = req.config;
+  const config::PrefetchConfigV2* p = nullptr;
+  if (c.rafs && c.rafs->prefetch.enable) {
+    p = &c.rafs->prefetch;
+  } else if (c.cache && c.cache->prefetch.enable) {
+    p = &c.cache->prefetch;
+  }
+  if (!rafs || !p) return nullptr;
+  if (!rafs->image().blob_cache_stats().enabled) {
+    spdlog::info("{}: prefetch skipped: no blob cache (cache.type blobcache/filecache with a work_dir)", mp);
+    return nullptr;
+  }
+  storage::PrefetchOptions o;
+  o.threads = std::uint32_t(p->threads);
+  o.batch_size = p->batch_size;
+  o.bandwidth_limit = p->bandwidth_limit;
+  o.prefetch_all = p->prefetch_all;
+  o.files = req.prefetch_files;
+  if (on_error_) o.on_error = [sink = on_error_, mp](std::string text) { sink(mp + ": " + text); };
+  // The prefetcher keeps the instance (and so its image) alive while it runs.
+  return storage::Prefetcher::start(std::shared_ptr<const storage::Image>(rafs, &rafs->image()), std::move(o));
+}
+
 namespace {
 
 fs::FsMetricsOptions metrics_options(const config::ConfigV2& c) {
@@ -243,6 +279,23 @@ MountInfo info_of(const MountRequest& req, const std::string& mp) {
 
 }  // namespace
 
+// Records a new or swapped-in instance and starts its prefetch; a replaced
+// instance's prefetch is stopped outside mu_.
+void FuseService::put_record(const MountRequest& req, const std::string& mp, const std::shared_ptr<fs::Filesystem>& inst,
+                             std::shared_ptr<fs::FsMetrics> metrics) {
+  auto rafs = std::dynamic_pointer_cast<fs::RafsFs>(inst);
+  auto prefetch = start_prefetch(req, rafs, mp);
+  std::shared_ptr<storage::Prefetcher> old;
+  {
+    std::lock_guard lock(mu_);
+    Record& rec = records_[mp];
+    old = std::move(rec.prefetch);
+    rec = Record{info_of(req, mp), req, std::move(metrics), std::move(rafs), std::move(prefetch)};
+    ++generation_;
+  }
+  if (old) old->stop();
+}
+
 Result<void> FuseService::mount(const MountRequest& req) {
   auto mp = fs::PseudoFs::normalize(req.mountpoint);
   if (!mp) return tl::unexpected(mp.error());
@@ -252,9 +305,7 @@ Result<void> FuseService::mount(const MountRequest& req) {
   if (!inst) return tl::unexpected(inst.error());
   auto metrics = std::make_shared<fs::FsMetrics>(*mp, metrics_options(req.config));
   if (auto r = pseudo_.attach(*mp, *inst, metrics); !r) return r;
-  std::lock_guard lock(mu_);
-  records_[*mp] = Record{info_of(req, *mp), req, std::move(metrics), std::dynamic_pointer_cast<fs::RafsFs>(*inst)};
-  ++generation_;
+  put_record(req, *mp, *inst, std::move(metrics));
   return {};
 }
 
@@ -267,9 +318,7 @@ Result<void> FuseService::remount(const MountRequest& req) {
   if (!inst) return tl::unexpected(inst.error());
   auto metrics = std::make_shared<fs::FsMetrics>(*mp, metrics_options(req.config));
   if (auto r = pseudo_.swap(*mp, *inst, metrics); !r) return r;
-  std::lock_guard lock(mu_);
-  records_[*mp] = Record{info_of(req, *mp), req, std::move(metrics), std::dynamic_pointer_cast<fs::RafsFs>(*inst)};
-  ++generation_;
+  put_record(req, *mp, *inst, std::move(metrics));
   return {};
 }
 
@@ -278,9 +327,15 @@ Result<void> FuseService::umount(const std::string& mountpoint) {
   if (!mp) return tl::unexpected(mp.error());
   std::lock_guard mlock(mount_mu_);
   if (auto r = pseudo_.detach(*mp); !r) return r;
-  std::lock_guard lock(mu_);
-  records_.erase(*mp);  // §10 #24: the instance's metrics go with it
-  ++generation_;
+  std::shared_ptr<storage::Prefetcher> prefetch;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = records_.find(*mp); it != records_.end()) prefetch = std::move(it->second.prefetch);
+    records_.erase(*mp);  // §10 #24: the instance's metrics go with it
+    ++generation_;
+  }
+  // Outside mu_ (metrics readers), bounded by the runs in flight.
+  if (prefetch) prefetch->stop();
   return {};
 }
 
@@ -357,7 +412,7 @@ Result<std::string> FuseService::backend_metrics(const std::optional<std::string
 }
 
 // Contract §4.7, for RAFS instances with a blob cache (others: 404 NoCounter).
-// No prefetch yet: its fields stay 0 (docs/api.md).
+// Prefetch fields are 0 for an instance without prefetch (docs/api.md).
 Result<std::string> FuseService::blobcache_metrics(const std::optional<std::string>& id) {
   auto r = find_record(id);
   if (!r) return tl::unexpected(r.error());
@@ -371,11 +426,17 @@ Result<std::string> FuseService::blobcache_metrics(const std::optional<std::stri
   j["whole_hits"] = s.whole_hits;
   j["total"] = s.total;
   j["entries_count"] = s.entries_count;
-  for (const char* k : {"prefetch_data_amount", "prefetch_requests_count", "prefetch_workers", "prefetch_unmerged_chunks",
-                        "prefetch_cumulative_time_millis", "prefetch_begin_time_secs", "prefetch_begin_time_millis",
-                        "prefetch_end_time_secs", "prefetch_end_time_millis", "buffered_backend_size"}) {
-    j[k] = 0;
-  }
+  const storage::PrefetchStats p = r->prefetch ? r->prefetch->stats() : storage::PrefetchStats{};
+  j["prefetch_data_amount"] = p.data_amount;
+  j["prefetch_requests_count"] = p.requests;
+  j["prefetch_workers"] = p.workers;
+  j["prefetch_unmerged_chunks"] = p.unmerged_chunks;
+  j["prefetch_cumulative_time_millis"] = p.cumulative_millis;
+  j["prefetch_begin_time_secs"] = p.begin_millis / 1000;
+  j["prefetch_begin_time_millis"] = p.begin_millis % 1000;
+  j["prefetch_end_time_secs"] = p.end_millis / 1000;
+  j["prefetch_end_time_millis"] = p.end_millis % 1000;
+  j["buffered_backend_size"] = 0;  // chunks are written through, never buffered
   j["data_all_ready"] = s.data_all_ready;
   return j.dump();
 }

@@ -64,6 +64,7 @@ struct Image::Impl {
   std::uint64_t serial = 0;  // distinguishes images in a shared chunk cache
   // Blob cache read counters (BlobCacheStats), relaxed.
   mutable std::atomic<std::uint64_t> cache_total{0}, cache_whole_hits{0}, cache_partial_hits{0};
+  mutable std::atomic<std::uint64_t> reads_in_flight{0};  // Image::read() calls now, for prefetch
 
   // super_block.cc
   Result<void> parse();

@@ -332,6 +332,11 @@ BlobCacheStats Image::blob_cache_stats() const {
 }
 
 Result<std::size_t> Image::read(std::uint64_t ino, std::uint64_t offset, std::span<std::uint8_t> out) const {
+  impl_->reads_in_flight.fetch_add(1, std::memory_order_relaxed);
+  struct Done {
+    std::atomic<std::uint64_t>& n;
+    ~Done() { n.fetch_sub(1, std::memory_order_relaxed); }
+  } done{impl_->reads_in_flight};
   auto r = impl_->load_inode(ino);
   if (!r) return tl::unexpected(r.error());
   if (!S_ISREG(r->mode)) return fail(ErrorCode::kInvalidArgument, "inode " + std::to_string(ino) + " is not a regular file");

@@ -43,6 +43,7 @@
 #include "nydus/fs/fuse_server.h"
 #include "nydus/fs/pseudo_fs.h"
 #include "nydus/fs/rafs_fs.h"
+#include "nydus/storage/prefetch.h"
 
 namespace nydus::daemon {
 
@@ -105,9 +106,15 @@ class FuseService final : public FsService {
     MountRequest request;  // as mounted, for the upgrade state
     std::shared_ptr<fs::FsMetrics> metrics;
     std::shared_ptr<fs::RafsFs> rafs;  // RAFS instances only
+    std::shared_ptr<storage::Prefetcher> prefetch;  // RAFS with prefetch on and a blob cache
   };
   Result<std::shared_ptr<fs::Filesystem>> make_instance(const MountRequest& req, const std::string& mp) const;
   Result<std::shared_ptr<fs::RafsFs>> make_rafs(const MountRequest& req, const std::string& mp) const;
+  // Starts the instance's prefetch when its configuration asks for it (null otherwise).
+  std::shared_ptr<storage::Prefetcher> start_prefetch(const MountRequest& req, const std::shared_ptr<fs::RafsFs>& rafs,
+                                                      const std::string& mp) const;
+  void put_record(const MountRequest& req, const std::string& mp, const std::shared_ptr<fs::Filesystem>& inst,
+                  std::shared_ptr<fs::FsMetrics> metrics);
   // kInvalidArgument when a path the instance would read is on our own FUSE mount.
   Result<void> check_not_on_own_mount(const MountRequest& req) const;
   // The record of `id`, or of the only instance when `id` is absent; kNotFound otherwise.

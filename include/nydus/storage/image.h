@@ -120,6 +120,19 @@ struct BlobCacheStats {
   bool data_all_ready = false;  // every blob's cache open and all its chunks ready
 };
 
+// A chunk of a data blob: blob table index and chunk (CI) index.
+struct ChunkRef {
+  std::uint32_t blob = 0, index = 0;
+  auto operator<=>(const ChunkRef&) const = default;
+};
+
+// What Image::cache_chunks did: chunks it made ready and the backend bytes
+// (compressed sizes) they cost; chunks already ready are not counted.
+struct CachedRun {
+  std::uint32_t fetched = 0;
+  std::uint64_t bytes = 0;
+};
+
 inline constexpr std::size_t kDefaultChunkCacheBytes = 4u << 20;
 // Upstream's RAFS_MAX_METADATA_SIZE: a larger bootstrap is refused.
 inline constexpr std::uint64_t kMaxBootstrapSize = 0x8000'0000;
@@ -170,6 +183,20 @@ class Image {
   Result<std::size_t> read(std::uint64_t ino, std::uint64_t offset, std::span<std::uint8_t> out) const;
   // Convenience: the bytes as a new string.
   Result<std::string> read(std::uint64_t ino, std::uint64_t offset, std::size_t size) const;
+
+  // Prefetch support (prefetch.h; image_prefetch.cc).
+  // Appends the chunks of regular file `ino` of a RAFS image to `out`, in
+  // file order (holes skipped); kInvalidArgument if not a regular file.
+  Result<void> file_chunks(std::uint64_t ino, std::vector<ChunkRef>& out) const;
+  // The chunk-info array of blob `blob` (loaded on first use).
+  Result<const std::vector<ChunkInfo>*> blob_chunks(std::uint32_t blob) const;
+  // Makes chunks [first, first + count) of `blob` ready in the blob cache
+  // through the read path (single-flight with user reads of the same chunk),
+  // skipping ready ones. kNotReady when the blob has no usable blob cache, or
+  // a fetched chunk could not be written to it. The unit of prefetch work.
+  Result<CachedRun> cache_chunks(std::uint32_t blob, std::uint32_t first, std::uint32_t count) const;
+  // read() calls in progress now: prefetch yields to them.
+  std::uint64_t reads_in_flight() const;
 
   // §4.9 JSON of `GET /api/v1/daemon/backend`. Timeouts in seconds.
   std::string super_block_info_json(std::uint64_t attr_timeout_secs = 1ull << 32,
