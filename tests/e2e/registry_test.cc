@@ -7,10 +7,13 @@
 //
 // Needs root and /dev/fuse, docker-registry, htpasswd and openssl (SKIP otherwise).
 #include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -292,6 +295,35 @@ TEST_F(RegistryE2eTest, AmplifiedSequentialReadHalvesTheRegistryRequests) {
   const std::uint64_t unamplified = backend_reads("/off"), amplified = backend_reads("/on");
   EXPECT_GE(unamplified, 64u);  // one request per chunk
   EXPECT_LE(amplified * 2, unamplified) << amplified << " requests amplified, " << unamplified << " not";
+}
+
+// A full work_dir (a 64 KiB tmpfs) under a registry mount: every file reads
+// right from the registry, and nydusd reports the cache failure as one event.
+TEST_F(RegistryE2eTest, FullWorkDirIsOneEventAndEveryFileStillReads) {
+  if (IsSkipped()) return;
+  REGISTRY_OR_SKIP(false);
+  std::string boot = build_and_push("img");
+  const std::string tiny = dir_.file("tiny");
+  stdfs::create_directories(tiny);
+  if (::mount("tmpfs", tiny.c_str(), "tmpfs", 0, "size=64k") != 0) {
+    GTEST_SKIP() << "cannot mount a tmpfs: " << std::strerror(errno);
+  }
+  struct Detach {
+    std::string dir;
+    ~Detach() { ::umount2(dir.c_str(), MNT_DETACH); }
+  } detach{tiny};
+  start();
+  Json c = config();
+  c["device"]["cache"]["config"]["work_dir"] = tiny;
+  ASSERT_EQ(mount("/full", boot, c).status, 204u);
+  expect_same("/full");
+  auto ev = events();
+  int cache_events = 0;
+  for (const auto& e : ev["errors"]) cache_events += e.get<std::string>().find("blob cache") != std::string::npos;
+  EXPECT_EQ(cache_events, 1) << ev.dump();
+  EXPECT_NE(ev.dump().find(std::strerror(ENOSPC)), std::string::npos) << ev.dump();
+  EXPECT_EQ(ev.dump().find(kAuth), std::string::npos);
+  EXPECT_EQ(call("DELETE", "/api/v1/mount?mountpoint=/full").status, 204u);
 }
 
 // Bearer tokens and redirects to an object store through the mount (the fake
