@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -206,6 +207,7 @@ Result<std::shared_ptr<fs::RafsFs>> FuseService::make_rafs(const MountRequest& r
       if (!c.cache->compressed) {
         o.image.blob_cache_dir = c.cache->filecache->work_dir;
         o.image.blob_caches = blob_caches_;
+        o.image.amplify_io = c.rafs ? c.rafs->batch_size : config::kDefaultBatchSize;
       }
     }
   }
@@ -214,14 +216,21 @@ Result<std::shared_ptr<fs::RafsFs>> FuseService::make_rafs(const MountRequest& r
   if (on_error_) {
     o.on_error = [sink = on_error_, mp](std::string text) { sink(mp + ": " + text); };
   }
+  o.image.on_cache_error = [sink = on_error_, mp](std::string text) {
+    spdlog::warn("{}: {}", mp, text);
+    if (sink) sink(mp + ": " + text);
+  };
   auto fs = fs::RafsFs::open(std::move(o));
   if (!fs) return tl::unexpected(rafs_error(fs.error()));
   // A remote blob is asked for its size now, so that a wrong host,
   // credentials or repository is a mount error with the reason rather than
   // EIO on the first read.
+  // A blob whole in the blob cache needs no backend: it mounts with the registry away.
   if (c.backend->type != "localfs") {
-    for (const auto& blob : (*fs)->image().blobs()) {
-      if (auto s = shared_backend->blob_size(blob.blob_id); !s) return tl::unexpected(rafs_error(s.error()));
+    const auto& blobs = (*fs)->image().blobs();
+    for (std::uint32_t i = 0; i < blobs.size(); ++i) {
+      if ((*fs)->image().blob_cached(i)) continue;
+      if (auto s = shared_backend->blob_size(blobs[i].blob_id); !s) return tl::unexpected(rafs_error(s.error()));
     }
   }
   return std::move(*fs);

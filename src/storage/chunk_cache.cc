@@ -26,7 +26,9 @@ Result<std::vector<std::uint8_t>> run_load(const std::function<Result<std::vecto
 Result<ChunkCache::Bytes> ChunkCache::get(const Key& key,
                                           const std::function<Result<std::vector<std::uint8_t>>()>& load) {
   std::unique_lock lock(mu_);
-  if (auto it = entries_.find(key); it != entries_.end()) {
+  for (;;) {
+    auto it = entries_.find(key);
+    if (it == entries_.end()) break;
     if (it->second.data) {
       ++hits_;
       lru_.splice(lru_.begin(), lru_, it->second.lru);
@@ -36,8 +38,9 @@ Result<ChunkCache::Bytes> ChunkCache::get(const Key& key,
     // to the entry meanwhile (evicted, or erased after a failure).
     std::shared_ptr<Flight> flight = it->second.flight;
     ++waiting_;
-    loaded_.wait(lock, [&] { return flight->result.has_value(); });
+    loaded_.wait(lock, [&] { return flight->result.has_value() || flight->abandoned; });
     --waiting_;
+    if (flight->abandoned) continue;  // its batch gave it up: look again, maybe load it here
     if (*flight->result) ++hits_;
     return *flight->result;
   }
@@ -52,18 +55,47 @@ Result<ChunkCache::Bytes> ChunkCache::get(const Key& key,
   if (!r) {
     entries_.erase(it);
     flight->result = tl::unexpected(r.error());
-  } else {
-    auto data = std::make_shared<const std::vector<std::uint8_t>>(std::move(*r));
-    it->second.data = data;
-    it->second.flight.reset();
-    lru_.push_front(key);
-    it->second.lru = lru_.begin();
-    bytes_ += data->size();
-    evict_locked();
-    flight->result = std::move(data);
+    loaded_.notify_all();
+    return *flight->result;
   }
+  return insert_locked(it, std::move(*r));
+}
+
+ChunkCache::Bytes ChunkCache::insert_locked(std::map<Key, Entry>::iterator it, std::vector<std::uint8_t> data) {
+  auto bytes = std::make_shared<const std::vector<std::uint8_t>>(std::move(data));
+  std::shared_ptr<Flight> flight = std::move(it->second.flight);
+  it->second.data = bytes;
+  lru_.push_front(it->first);
+  it->second.lru = lru_.begin();
+  bytes_ += bytes->size();
+  evict_locked();
+  flight->result = bytes;
   loaded_.notify_all();
-  return *flight->result;
+  return bytes;
+}
+
+bool ChunkCache::claim(const Key& key) {
+  std::lock_guard lock(mu_);
+  if (entries_.count(key)) return false;
+  entries_.emplace(key, Entry{nullptr, std::make_shared<Flight>(), {}});
+  ++loads_;
+  return true;
+}
+
+void ChunkCache::finish(const Key& key, std::vector<std::uint8_t> data) {
+  std::lock_guard lock(mu_);
+  auto it = entries_.find(key);
+  if (it == entries_.end() || it->second.data) return;  // not claimed: nothing to answer
+  insert_locked(it, std::move(data));
+}
+
+void ChunkCache::abandon(const Key& key) {
+  std::lock_guard lock(mu_);
+  auto it = entries_.find(key);
+  if (it == entries_.end() || it->second.data) return;
+  it->second.flight->abandoned = true;
+  entries_.erase(it);
+  loaded_.notify_all();
 }
 
 void ChunkCache::evict_locked() {

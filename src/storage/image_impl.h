@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "nydus/rate_limiter.h"
 #include "nydus/storage/image.h"
 
 namespace nydus::storage {
@@ -65,6 +66,8 @@ struct Image::Impl {
   // Blob cache read counters (BlobCacheStats), relaxed.
   mutable std::atomic<std::uint64_t> cache_total{0}, cache_whole_hits{0}, cache_partial_hits{0};
   mutable std::atomic<std::uint64_t> reads_in_flight{0};  // Image::read() calls now, for prefetch
+  // Limits options.on_cache_error to one report a minute (set in from_bytes).
+  std::unique_ptr<RateLimiter> cache_report_limit;
 
   // super_block.cc
   Result<void> parse();
@@ -85,6 +88,19 @@ struct Image::Impl {
   // `hit` is set when the chunk was ready in the blob cache.
   Result<void> read_rafs_chunk(std::uint32_t blob_index, std::uint32_t ci_index, std::uint64_t in_chunk,
                                std::span<std::uint8_t> out, bool& hit) const;
+
+  // chunk_fetch.cc
+  // Fetches chunk `index` (which the caller is loading through the chunk
+  // cache) and returns its bytes; with a blob cache and amplify_io, the same
+  // request fetches and stores the adjacent missing chunks after it.
+  Result<std::vector<std::uint8_t>> fetch_missing(std::uint32_t blob_index, const std::vector<ChunkInfo>& infos,
+                                                  BlobCacheFile* cache, std::uint32_t index) const;
+  // Chunk `index` decoded from its stored bytes, digest checked when validating.
+  Result<std::vector<std::uint8_t>> decode_chunk(std::uint32_t blob_index, std::uint32_t index, const ChunkInfo& c,
+                                                 std::span<const std::uint8_t> packed) const;
+  Result<void> check_digest(std::uint32_t blob_index, std::uint32_t index, std::span<const std::uint8_t> data) const;
+  // A blob cache that cannot be opened or written: one event a minute to options.on_cache_error.
+  void report_cache_error(std::uint32_t blob_index, const Error& e) const;
 };
 
 }  // namespace nydus::storage

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <limits>
 
 #include "image_impl.h"
 #include "ondisk.h"
@@ -51,19 +52,38 @@ Result<CachedRun> Image::cache_chunks(std::uint32_t blob, std::uint32_t first, s
   if (first > chunks.size() || count > chunks.size() - first) {
     return fail(ErrorCode::kInvalidArgument, "chunk run beyond blob " + impl_->blobs[blob].blob_id);
   }
+  BlobCacheFile* cache = impl_->blob_cache(blob, chunks);
+  if (!cache) return fail(ErrorCode::kNotReady, "blob " + impl_->blobs[blob].blob_id + " has no usable blob cache");
+  std::vector<bool> missing(count);
+  for (std::uint32_t i = 0; i < count; ++i) missing[i] = !cache->is_ready(first + i);
   CachedRun run;
+  // The planner already cut the run to batch_size: one request for all of it.
+  std::uint64_t span = 1;
+  if (count > 0) {
+    std::uint64_t begin = std::numeric_limits<std::uint64_t>::max(), end = 0;
+    for (std::uint32_t i = first; i < first + count; ++i) {
+      begin = std::min(begin, chunks[i].compressed_offset);
+      end = std::max(end, chunks[i].compressed_offset + chunks[i].compressed_size);
+    }
+    span = std::max<std::uint64_t>(end - std::min(begin, end), 1);
+  }
+  if (auto r = fetch_chunks(blob, first, count, span, &run.requests); !r) {
+    return tl::unexpected(r.error());
+  }
   for (std::uint32_t i = first; i < first + count; ++i) {
+    if (!missing[i - first]) continue;
     // Asked per chunk: a cache found cut short meanwhile is bypassed from then on.
-    BlobCacheFile* cache = impl_->blob_cache(blob, chunks);
+    cache = impl_->blob_cache(blob, chunks);
     if (!cache) return fail(ErrorCode::kNotReady, "blob " + impl_->blobs[blob].blob_id + " has no usable blob cache");
-    if (cache->is_ready(i)) continue;
-    // One byte asked: the miss path loads, decodes and stores the whole chunk.
-    std::uint8_t byte = 0;
-    bool hit = false;
-    auto out = std::span(&byte, std::min<std::size_t>(1, chunks[i].uncompressed_size));
-    if (auto r = impl_->read_rafs_chunk(blob, i, 0, out, hit); !r) return tl::unexpected(r.error());
-    // A chunk served without being stored (ENOSPC, or still decoded in the
-    // chunk cache from a failed store) is not prefetched.
+    if (!cache->is_ready(i)) {
+      // Skipped above because a user read was loading it: wait for that load
+      // through the read path (one byte asked; the miss path stores the chunk).
+      std::uint8_t byte = 0;
+      bool hit = false;
+      auto out = std::span(&byte, std::min<std::size_t>(1, chunks[i].uncompressed_size));
+      if (auto r = impl_->read_rafs_chunk(blob, i, 0, out, hit); !r) return tl::unexpected(r.error());
+    }
+    // A chunk served without being stored (ENOSPC) is not prefetched.
     if (!cache->is_ready(i)) {
       return fail(ErrorCode::kNotReady, "blob " + impl_->blobs[blob].blob_id + " chunk " + std::to_string(i) +
                                             " could not be written to the blob cache");

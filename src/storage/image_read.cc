@@ -142,7 +142,7 @@ BlobCacheFile* Image::Impl::blob_cache(std::uint32_t blob_index, const std::vect
     const BlobInfo& blob = blobs[blob_index];
     auto opened = options.blob_caches->get(options.blob_cache_dir, blob.blob_id, infos, blob.uncompressed_size);
     if (!opened) {
-      st.cache_failed.store(true, std::memory_order_release);
+      if (!st.cache_failed.exchange(true, std::memory_order_acq_rel)) report_cache_error(blob_index, opened.error());
       return nullptr;
     }
     std::lock_guard lock(st.mu);
@@ -182,40 +182,16 @@ Result<void> Image::Impl::read_rafs_chunk(std::uint32_t blob_index, std::uint32_
     if (*n != out.size()) return tl::unexpected(corrupt(where + ": blob is truncated"));
     return {};
   }
-  auto check = [&](std::span<const std::uint8_t> data) -> Result<void> {
-    const BlobState& st = *blob_states[blob_index];
-    if (!st.has_digest[ci_index]) return tl::unexpected(corrupt(where + ": no digest in the chunk table"));
-    auto digest = compute_digest(blob.digester, data);
-    if (!digest) return tl::unexpected(digest.error().with_context(where));
-    if (*digest != st.digests[ci_index]) return tl::unexpected(corrupt(where + ": digest mismatch"));
-    return {};
-  };
   // Misses, compressed or validated chunks are decoded whole, once, through
   // the chunk cache; with a blob cache they are written through to it.
   auto load = [&]() -> Result<std::vector<std::uint8_t>> {
-    std::vector<std::uint8_t> data(c.uncompressed_size);
-    // A cached chunk failing its digest is fetched again and overwritten.
-    if (cache && cache->read(ci_index, c, 0, data) && (!validate || check(data))) return data;
-    if (!options.backend) return fail(ErrorCode::kNotFound, where + ": no storage backend configured");
-    if (c.compressed) {
-      if (blob.compressor == Compressor::kNone) return tl::unexpected(corrupt(where + ": compressed in an uncompressed blob"));
-      std::vector<std::uint8_t> packed(c.compressed_size);
-      auto n = options.backend->read(blob.blob_id, c.compressed_offset, packed);
-      if (!n) return tl::unexpected(n.error());
-      if (*n != packed.size()) return tl::unexpected(corrupt(where + ": blob is truncated"));
-      auto d = decompress(blob.compressor, packed, data);
-      if (!d) return tl::unexpected(d.error().with_context(where));
-    } else {
-      auto n = options.backend->read(blob.blob_id, c.compressed_offset, data);
-      if (!n) return tl::unexpected(n.error());
-      if (*n != data.size()) return tl::unexpected(corrupt(where + ": blob is truncated"));
+    // Ready by now (another load stored it), or validating a ready chunk: a
+    // cached chunk failing its digest is fetched again and overwritten.
+    if (cache && cache->is_ready(ci_index)) {
+      std::vector<std::uint8_t> data(c.uncompressed_size);
+      if (cache->read(ci_index, c, 0, data) && (!validate || check_digest(blob_index, ci_index, data))) return data;
     }
-    if (validate) {
-      if (auto v = check(data); !v) return tl::unexpected(v.error());
-    }
-    // Best effort: a chunk that cannot be cached (ENOSPC, EIO) is still served.
-    if (cache) (void)cache->store(ci_index, c, data);
-    return data;
+    return fetch_missing(blob_index, **infos, cache, ci_index);
   };
   auto chunk = options.chunk_cache->get(ChunkCache::Key{serial, blob_index, ci_index}, load);
   if (!chunk) return tl::unexpected(chunk.error());
@@ -329,6 +305,15 @@ BlobCacheStats Image::blob_cache_stats() const {
     s.data_all_ready = s.data_all_ready && f->usable() && f->map().all_ready();
   }
   return s;
+}
+
+bool Image::blob_cached(std::uint32_t blob_index) const {
+  // No blob cache: answered without loading the chunk-info array (a backend request).
+  if (blob_index >= impl_->blobs.size() || impl_->options.blob_cache_dir.empty()) return false;
+  auto infos = impl_->chunk_infos(blob_index);
+  if (!infos) return false;
+  const BlobCacheFile* f = impl_->blob_cache(blob_index, **infos);
+  return f && f->map().all_ready();
 }
 
 Result<std::size_t> Image::read(std::uint64_t ino, std::uint64_t offset, std::span<std::uint8_t> out) const {

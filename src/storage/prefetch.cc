@@ -239,7 +239,7 @@ void Prefetcher::work() {
       continue;
     }
     if (r->fetched == 0) continue;
-    requests_.fetch_add(r->fetched, std::memory_order_relaxed);
+    requests_.fetch_add(r->requests, std::memory_order_relaxed);
     unmerged_.fetch_add(r->fetched, std::memory_order_relaxed);
     data_amount_.fetch_add(r->bytes, std::memory_order_relaxed);
     charge(r->bytes);

@@ -279,6 +279,9 @@ Result<std::unique_ptr<Image>> Image::from_bytes(std::vector<std::uint8_t> bytes
     impl->options.blob_caches = std::make_shared<BlobCacheRegistry>();
   }
   impl->serial = g_serial.fetch_add(1);
+  // One report a minute: every read of a full work_dir fails its cache write.
+  impl->cache_report_limit = std::make_unique<RateLimiter>(
+      RateLimiter::Options{.budget = 1, .interval = std::chrono::minutes(1)}, impl->options.cache_report_clock);
   if (auto r = impl->parse(); !r) return tl::unexpected(r.error());
   return std::unique_ptr<Image>(new Image(std::move(impl)));
 }

@@ -7,11 +7,16 @@
 //
 // Needs root and /dev/fuse, docker-registry, htpasswd and openssl (SKIP otherwise).
 #include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <random>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -71,13 +76,13 @@ class RegistryE2eTest : public NydusdFuseFixture {
     return reg_->error().empty();
   }
 
-  // Builds the image of src_ and pushes its blob; the bootstrap path.
-  std::string build_and_push(const std::string& name) {
+  // Builds the image of `src` (src_ when empty; zstd, 1 MiB chunks) and pushes its blob; the bootstrap path.
+  std::string build_and_push(const std::string& name, const std::string& src = "") {
     storage::BuildOptions o;
     o.compressor = storage::Compressor::kZstd;
     std::string boot = dir_.file(name + ".boot"), blobs = dir_.file(name + "-blobs");
     stdfs::create_directories(blobs);
-    auto built = storage::build_image_files(src_, o, boot, blobs);
+    auto built = storage::build_image_files(src.empty() ? src_ : src, o, boot, blobs);
     EXPECT_TRUE(built) << built.error().to_string();
     if (!built) return "";
     EXPECT_EQ(push_blob(reg_->url(), kRepo, blobs + "/" + built->blob_id, reg_->curl_auth()), "");
@@ -90,8 +95,8 @@ class RegistryE2eTest : public NydusdFuseFixture {
     return call("POST", "/api/v1/mount?mountpoint=" + mp, body);
   }
 
-  Json config(const std::string& auth = kAuth, const std::string& repo = kRepo) {
-    std::string work = dir_.file("cache");
+  Json config(const std::string& auth = kAuth, const std::string& repo = kRepo, const std::string& cache = "cache") {
+    std::string work = dir_.file(cache);
     stdfs::create_directories(work);
     return snapshotter_config(reg_->scheme(), reg_->host(), repo, auth, work);
   }
@@ -105,6 +110,9 @@ class RegistryE2eTest : public NydusdFuseFixture {
   }
 
   Json events() { return Json::parse(call("GET", "/api/v1/daemon/events").body); }
+  std::uint64_t backend_reads(const std::string& mp) {
+    return Json::parse(call("GET", "/api/v1/metrics/backend?id=" + mp).body)["read_count"].get<std::uint64_t>();
+  }
 
   std::string src_;
   std::unique_ptr<DockerRegistry> reg_;
@@ -231,6 +239,91 @@ TEST_F(RegistryE2eTest, RenewedRegistryAuthReachesTheLiveBackend) {
   expect_same("/snap");
   auto get = call("GET", "/api/v1/config?id=/snap");
   EXPECT_EQ(get.body.find(kAuth), std::string::npos) << get.body;
+}
+
+// Issue #16's acceptance: an image read once through a blob cache mounts
+// again from the same work_dir with the registry stopped and reads completely.
+TEST_F(RegistryE2eTest, ReadOnceThenMountedAgainFromTheCacheWithTheRegistryStopped) {
+  if (IsSkipped()) return;
+  REGISTRY_OR_SKIP(false);
+  std::string boot = build_and_push("img");
+  start();
+  ASSERT_EQ(mount("/first", boot, config()).status, 204u);
+  expect_same("/first");
+  EXPECT_GT(backend_reads("/first"), 0u);
+  ASSERT_EQ(call("DELETE", "/api/v1/mount?mountpoint=/first").status, 204u);
+  reg_->kill();
+  auto r = mount("/second", boot, config());
+  ASSERT_EQ(r.status, 204u) << r.body;
+  expect_same("/second");
+  EXPECT_EQ(backend_reads("/second"), 0u);
+  EXPECT_EQ(events()["total_errors"], 0) << events().dump();
+  auto bc = Json::parse(call("GET", "/api/v1/metrics/blobcache?id=/second").body);
+  EXPECT_EQ(bc["data_all_ready"], true) << bc.dump();
+}
+
+// Issue #16's acceptance: a sequential read of a 64 MiB zstd image (1 MiB
+// chunks) from the registry makes at most half the backend requests with
+// amplify_io 1 MiB that it makes with amplify_io 0.
+TEST_F(RegistryE2eTest, AmplifiedSequentialReadHalvesTheRegistryRequests) {
+  if (IsSkipped()) return;
+  REGISTRY_OR_SKIP(false);
+  const std::string big = dir_.file("big");
+  stdfs::create_directories(big);
+  std::string text;
+  {
+    std::mt19937 rng(64);
+    std::vector<std::string> words;
+    for (int i = 0; i < 400; ++i) {
+      std::string w(3 + rng() % 8, 'a');
+      for (char& ch : w) ch = char('a' + rng() % 26);
+      words.push_back(w);
+    }
+    text.reserve(64 << 20);
+    while (text.size() < (64u << 20)) text += words[rng() % words.size()] + (rng() % 12 ? " " : "\n");
+    text.resize(64 << 20);
+    std::ofstream(big + "/text.txt", std::ios::binary) << text;
+  }
+  std::string boot = build_and_push("big", big);
+  start();
+  Json off = config(kAuth, kRepo, "cache-off");
+  off["amplify_io"] = 0;
+  ASSERT_EQ(mount("/off", boot, off).status, 204u);
+  ASSERT_EQ(mount("/on", boot, config(kAuth, kRepo, "cache-on")).status, 204u);
+  EXPECT_TRUE(slurp(mnt_ + "/off/text.txt") == text);
+  EXPECT_TRUE(slurp(mnt_ + "/on/text.txt") == text);
+  const std::uint64_t unamplified = backend_reads("/off"), amplified = backend_reads("/on");
+  EXPECT_GE(unamplified, 64u);  // one request per chunk
+  EXPECT_LE(amplified * 2, unamplified) << amplified << " requests amplified, " << unamplified << " not";
+}
+
+// A full work_dir (a 64 KiB tmpfs) under a registry mount: every file reads
+// right from the registry, and nydusd reports the cache failure as one event.
+TEST_F(RegistryE2eTest, FullWorkDirIsOneEventAndEveryFileStillReads) {
+  if (IsSkipped()) return;
+  REGISTRY_OR_SKIP(false);
+  std::string boot = build_and_push("img");
+  const std::string tiny = dir_.file("tiny");
+  stdfs::create_directories(tiny);
+  if (::mount("tmpfs", tiny.c_str(), "tmpfs", 0, "size=64k") != 0) {
+    GTEST_SKIP() << "cannot mount a tmpfs: " << std::strerror(errno);
+  }
+  struct Detach {
+    std::string dir;
+    ~Detach() { ::umount2(dir.c_str(), MNT_DETACH); }
+  } detach{tiny};
+  start();
+  Json c = config();
+  c["device"]["cache"]["config"]["work_dir"] = tiny;
+  ASSERT_EQ(mount("/full", boot, c).status, 204u);
+  expect_same("/full");
+  auto ev = events();
+  int cache_events = 0;
+  for (const auto& e : ev["errors"]) cache_events += e.get<std::string>().find("blob cache") != std::string::npos;
+  EXPECT_EQ(cache_events, 1) << ev.dump();
+  EXPECT_NE(ev.dump().find(std::strerror(ENOSPC)), std::string::npos) << ev.dump();
+  EXPECT_EQ(ev.dump().find(kAuth), std::string::npos);
+  EXPECT_EQ(call("DELETE", "/api/v1/mount?mountpoint=/full").status, 204u);
 }
 
 // Bearer tokens and redirects to an object store through the mount (the fake

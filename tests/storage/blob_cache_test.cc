@@ -5,8 +5,13 @@
 // truncated or overwritten .blob.data never yields wrong bytes.
 #include "nydus/storage/blob_cache.h"
 
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
 
 #include <csignal>
 
@@ -275,6 +280,95 @@ TEST_F(BlobCacheTest, FailedCacheWritesServeReadsAndMarkNothing) {
       }
     }
   }
+}
+
+// A tmpfs of `size` (read-only when `ro`) mounted for one test, detached after it.
+class SmallFs {
+ public:
+  SmallFs(const std::string& dir, const char* size, bool ro) : dir_(dir) {
+    stdfs::create_directories(dir);
+    std::string opts = std::string("size=") + size;
+    if (::mount("tmpfs", dir.c_str(), "tmpfs", ro ? MS_RDONLY : 0, opts.c_str()) != 0) {
+      error_ = std::string("cannot mount a tmpfs: ") + std::strerror(errno);
+    }
+  }
+  ~SmallFs() {
+    if (error_.empty()) ::umount2(dir_.c_str(), MNT_DETACH);
+  }
+  const std::string& error() const { return error_; }
+
+ private:
+  std::string dir_, error_;
+};
+
+// Opens the image with its blob cache in `work`, its events in `events`,
+// and the event limit's clock at `*now`.
+std::unique_ptr<Image> open_reporting(const std::string& boot, std::shared_ptr<BlobBackend> backend,
+                                      const std::string& work, std::vector<std::string>& events,
+                                      std::chrono::steady_clock::time_point* now) {
+  ImageOptions o;
+  o.backend = std::move(backend);
+  o.blob_cache_dir = work;
+  o.chunk_cache = std::make_shared<ChunkCache>(1);  // every read a miss until cached
+  o.on_cache_error = [&events](std::string text) { events.push_back(std::move(text)); };  // reads run on this thread
+  o.cache_report_clock = [now] { return *now; };
+  auto im = Image::open(boot, o);
+  EXPECT_TRUE(im) << im.error().message();
+  return im ? std::move(*im) : nullptr;
+}
+
+// work_dir full: every read is still served (from the backend), no chunk is
+// marked ready over data that was not written, and the daemon hears of it
+// once a minute, the next report counting what was left out.
+TEST_F(BlobCacheTest, FullWorkDirIsOneEventAndReadsStillServed) {
+  SmallFs fs(dir_.file("tiny"), "64k", false);
+  if (!fs.error().empty()) GTEST_SKIP() << fs.error();
+  ASSERT_GT(cache_image_.size(), 256u << 10) << "the image must not fit in the tmpfs";
+  std::vector<std::string> events;
+  auto now = std::chrono::steady_clock::now();
+  {
+    auto im = open_reporting(boot_, localfs(), dir_.file("tiny"), events, &now);
+    ASSERT_TRUE(im);
+    expect_all_files(*im);
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_NE(events[0].find(std::strerror(ENOSPC)), std::string::npos) << events[0];
+    EXPECT_NE(events[0].find("reads go to the backend"), std::string::npos) << events[0];
+    now += std::chrono::seconds(61);
+    expect_all_files(*im);  // the chunks that did not fit are fetched (and fail to be cached) again
+    ASSERT_EQ(events.size(), 2u);
+    EXPECT_NE(events[1].find("suppressed"), std::string::npos) << events[1];
+  }
+  // Whatever is marked ready holds its bytes: with the backend gone, a read
+  // is the file's bytes or an error, never other bytes.
+  stdfs::remove_all(blobs_);
+  stdfs::create_directories(blobs_);
+  auto cached_only = open_reporting(boot_, localfs(), dir_.file("tiny"), events, &now);
+  ASSERT_TRUE(cached_only);
+  for (const auto& [name, body] : files_) {
+    auto a = cached_only->lookup(cached_only->root_ino(), name.substr(1));
+    ASSERT_TRUE(a);
+    for (std::uint64_t off = 0; off < body.size(); off += 4096) {
+      auto part = cached_only->read(a->ino, off, 4096);
+      if (part) {
+        EXPECT_TRUE(*part == body.substr(off, 4096)) << name << " at " << off;
+      }
+    }
+  }
+}
+
+// A read-only work_dir: the cache cannot even be opened; reads are served
+// from the backend and that is one event.
+TEST_F(BlobCacheTest, ReadOnlyWorkDirIsOneEventAndReadsStillServed) {
+  SmallFs fs(dir_.file("ro"), "64k", true);
+  if (!fs.error().empty()) GTEST_SKIP() << fs.error();
+  std::vector<std::string> events;
+  auto now = std::chrono::steady_clock::now();
+  auto im = open_reporting(boot_, localfs(), dir_.file("ro"), events, &now);
+  ASSERT_TRUE(im);
+  expect_all_files(*im);
+  expect_all_files(*im);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_NE(events[0].find(std::strerror(EROFS)), std::string::npos) << events[0];
 }
 
 }  // namespace

@@ -100,6 +100,40 @@ TEST(ChunkCache, FailuresAreNotCached) {
   EXPECT_EQ((*ok)->size(), 3u);
 }
 
+TEST(ChunkCache, ClaimedKeyIsWaitedForAndFinishedByItsClaimer) {
+  ChunkCache cache(1 << 20);
+  ASSERT_TRUE(cache.claim({1, 0, 3}));
+  EXPECT_FALSE(cache.claim({1, 0, 3}));  // being loaded: not claimed twice
+  std::atomic<int> loads{0};
+  Result<ChunkCache::Bytes> got = fail(ErrorCode::kInternal, "not run");
+  std::thread reader([&] {
+    got = cache.get({1, 0, 3}, [&]() -> Result<Bytes> {
+      ++loads;
+      return Bytes(10, 1);
+    });
+  });
+  await_waiters(cache, 1);
+  cache.finish({1, 0, 3}, Bytes(10, 9));
+  reader.join();
+  ASSERT_TRUE(got) << got.error().message();
+  EXPECT_EQ((**got)[0], 9);  // the claimer's bytes, not a load of its own
+  EXPECT_EQ(loads.load(), 0);
+  EXPECT_FALSE(cache.claim({1, 0, 3}));  // cached now
+}
+
+TEST(ChunkCache, AbandonedKeyIsLoadedByItsWaiter) {
+  ChunkCache cache(1 << 20);
+  ASSERT_TRUE(cache.claim({1, 0, 4}));
+  Result<ChunkCache::Bytes> got = fail(ErrorCode::kInternal, "not run");
+  std::thread reader([&] { got = cache.get({1, 0, 4}, []() -> Result<Bytes> { return Bytes(10, 5); }); });
+  await_waiters(cache, 1);
+  cache.abandon({1, 0, 4});  // the batch that claimed it failed: not the reader's failure
+  reader.join();
+  ASSERT_TRUE(got) << got.error().message();
+  EXPECT_EQ((**got)[0], 5);
+  EXPECT_EQ(cache.loads(), 2u);  // the claim, then the waiter's own load
+}
+
 TEST(ChunkCache, EvictsLeastRecentlyUsedBeyondCapacity) {
   ChunkCache cache(3000);
   int loads = 0;

@@ -45,6 +45,7 @@ class TestBackend final : public BlobBackend {
   Result<std::size_t> read(const std::string& id, std::uint64_t off, std::span<std::uint8_t> out) override {
     if (off < data_end_) {
       std::unique_lock lock(mu_);
+      ++data_reads_;
       ++blocked_;
       cv_.notify_all();
       cv_.wait(lock, [&] { return open_; });
@@ -56,6 +57,10 @@ class TestBackend final : public BlobBackend {
   Result<std::uint64_t> blob_size(const std::string& id) override { return inner_->blob_size(id); }
   const BackendMetrics& metrics() const override { return inner_->metrics(); }
 
+  std::uint64_t data_reads() const {
+    std::lock_guard lock(mu_);
+    return data_reads_;
+  }
   void close_gate() {
     std::lock_guard lock(mu_);
     open_ = false;
@@ -75,10 +80,11 @@ class TestBackend final : public BlobBackend {
   static tl::unexpected<Error> fail_with(ErrorCode c, const char* what) { return tl::unexpected(Error(c, what)); }
   const std::shared_ptr<BlobBackend> inner_;
   const std::uint64_t data_end_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   bool open_ = true;
   std::size_t blocked_ = 0;
+  std::uint64_t data_reads_ = 0;  // chunk reads (below data_end_), guarded by mu_
 };
 
 class PrefetchTest : public ::testing::Test {
@@ -201,7 +207,10 @@ TEST_F(PrefetchTest, PrefetchAllFillsEveryChunkWithoutAUserRead) {
   std::uint64_t bytes = 0;
   for (const ChunkInfo& c : **im->blob_chunks(0)) bytes += c.compressed_size;
   EXPECT_EQ(st.data_amount, bytes);
-  EXPECT_EQ(st.requests, chunks_);
+  // Each run (two 64 KiB chunks within 128 KiB) is one merged backend request.
+  EXPECT_EQ(st.requests, backend_->data_reads());
+  EXPECT_GT(st.requests, 0u);
+  EXPECT_LE(st.requests, (chunks_ + 1) / 2);
   EXPECT_EQ(st.unmerged_chunks, chunks_);
   EXPECT_EQ(st.workers, 0u);
   EXPECT_EQ(st.failures, 0u);
@@ -226,7 +235,9 @@ TEST_F(PrefetchTest, FileListPrefetchesOnlyThoseFiles) {
   const auto want = chunks_of(*im, {"/a/one", "/a/two"});
   ASSERT_FALSE(want.empty());
   EXPECT_EQ(ready(*im), want);
-  EXPECT_EQ(p->stats().requests, want.size());
+  EXPECT_GT(p->stats().requests, 0u);
+  EXPECT_LE(p->stats().requests, want.size());
+  EXPECT_EQ(p->stats().requests, backend_->data_reads());
   EXPECT_FALSE(im->blob_cache_stats().data_all_ready);
 }
 

@@ -13,6 +13,12 @@
 // Least recently used chunks are dropped once the total exceeds the capacity;
 // bytes still held by a reader stay valid (shared ownership).
 //
+// A loader that fetches several chunks at once (read amplification,
+// prefetch) claim()s the extra keys first: callers of a claimed key wait for
+// it as for any load, and get it from finish(). abandon() gives a claimed key
+// up without a result: its waiters then load it themselves, so a failed batch
+// fails only the read that started it.
+//
 // Thread-safety: every method may be called concurrently.
 #pragma once
 
@@ -46,6 +52,15 @@ class ChunkCache {
 
   Result<Bytes> get(const Key& key, const std::function<Result<std::vector<std::uint8_t>>()>& load);
 
+  // Marks `key` as being loaded by the caller, unless it is cached or being
+  // loaded already (false). A true return obliges the caller to finish() or
+  // abandon() the key, or its waiters wait forever.
+  bool claim(const Key& key);
+  // Caches the bytes of a claimed key and hands them to its waiters.
+  void finish(const Key& key, std::vector<std::uint8_t> data);
+  // Drops a claimed key: its waiters retry (and one of them loads it).
+  void abandon(const Key& key);
+
   std::uint64_t hits() const;   // answered without running a load (cached or shared)
   std::uint64_t loads() const;  // loads run
   std::size_t bytes() const;    // cached now
@@ -55,6 +70,7 @@ class ChunkCache {
   // One load in progress; its waiters hold it until they have the result.
   struct Flight {
     std::optional<Result<Bytes>> result;  // guarded by mu_; set when the load is done
+    bool abandoned = false;               // guarded by mu_; given up without a result
   };
   struct Entry {
     Bytes data;                      // null while loading
@@ -62,6 +78,8 @@ class ChunkCache {
     std::list<Key>::iterator lru;    // position in lru_ once loaded
   };
   void evict_locked();
+  // Publishes a loaded key's bytes (mu_ held): cached, flight answered.
+  Bytes insert_locked(std::map<Key, Entry>::iterator it, std::vector<std::uint8_t> data);
 
   const std::size_t capacity_;
   mutable std::mutex mu_;

@@ -21,6 +21,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -107,6 +108,17 @@ struct ImageOptions {
   // Open cache files shared between images (two mounts of one blob share one
   // entry); otherwise the image gets its own.
   std::shared_ptr<BlobCacheRegistry> blob_caches;
+  // Read amplification (config `rafs.batch_size`, legacy `amplify_io`): with a
+  // blob cache, a miss also fetches the adjacent missing chunks after it in
+  // the same backend request, up to this many compressed bytes. 0: one chunk
+  // per request.
+  std::uint64_t amplify_io = 0;
+  // Told (at most once a minute, with a count of what it left out) when the
+  // blob cache cannot be opened or written (ENOSPC, EROFS, EACCES, …): reads
+  // are then served from the backend. May be empty.
+  std::function<void(std::string)> on_cache_error;
+  // Clock of that limit (tests); empty = steady_clock.
+  std::function<std::chrono::steady_clock::time_point()> cache_report_clock;
 };
 
 // Blob cache counters of one image (contract §4.7's fields that exist
@@ -129,8 +141,9 @@ struct ChunkRef {
 // What Image::cache_chunks did: chunks it made ready and the backend bytes
 // (compressed sizes) they cost; chunks already ready are not counted.
 struct CachedRun {
-  std::uint32_t fetched = 0;
-  std::uint64_t bytes = 0;
+  std::uint32_t fetched = 0;   // chunks made ready by this run
+  std::uint32_t requests = 0;  // backend requests it took
+  std::uint64_t bytes = 0;     // their compressed bytes
 };
 
 inline constexpr std::size_t kDefaultChunkCacheBytes = 4u << 20;
@@ -180,6 +193,10 @@ class Image {
   // returns the count (0 at or past EOF). Blocks on backend reads.
   // kInvalidArgument if not a regular file.
   BlobCacheStats blob_cache_stats() const;
+  // Every chunk of blob `blob_index` is ready in the blob cache (opening it,
+  // and loading the chunk-info array, if not done yet): reads of it need no
+  // backend. False without a blob cache or on any error.
+  bool blob_cached(std::uint32_t blob_index) const;
   Result<std::size_t> read(std::uint64_t ino, std::uint64_t offset, std::span<std::uint8_t> out) const;
   // Convenience: the bytes as a new string.
   Result<std::string> read(std::uint64_t ino, std::uint64_t offset, std::size_t size) const;
@@ -190,13 +207,26 @@ class Image {
   Result<void> file_chunks(std::uint64_t ino, std::vector<ChunkRef>& out) const;
   // The chunk-info array of blob `blob` (loaded on first use).
   Result<const std::vector<ChunkInfo>*> blob_chunks(std::uint32_t blob) const;
-  // Makes chunks [first, first + count) of `blob` ready in the blob cache
-  // through the read path (single-flight with user reads of the same chunk),
-  // skipping ready ones. kNotReady when the blob has no usable blob cache, or
-  // a fetched chunk could not be written to it. The unit of prefetch work.
+  // Makes chunks [first, first + count) of `blob` ready in the blob cache,
+  // skipping ready ones: one merged backend request for the run
+  // (fetch_chunks), then the read path for any chunk a user read was loading
+  // meanwhile (single-flight). kNotReady when the blob has no usable blob
+  // cache, or a fetched chunk could not be written to it. The unit of
+  // prefetch work.
   Result<CachedRun> cache_chunks(std::uint32_t blob, std::uint32_t first, std::uint32_t count) const;
   // read() calls in progress now: prefetch yields to them.
   std::uint64_t reads_in_flight() const;
+  // Fetches into the blob cache the chunks [first, first + count) of blob
+  // `blob_index` (blobs() order; chunk-info indexes) that are neither ready
+  // nor being loaded, merging adjacent ones into backend requests of at most
+  // `max_request_bytes` compressed bytes (0: one chunk per request). Each
+  // chunk is written, then marked ready, then handed to the readers waiting
+  // for it. Returns how many chunks it fetched; 0 without a usable blob
+  // cache. Stops at the first failed request. Blocks on the backend; the
+  // prefetch primitive (user reads use the same path on a miss). Counts its
+  // backend requests into `*requests` when given.
+  Result<std::uint32_t> fetch_chunks(std::uint32_t blob_index, std::uint32_t first, std::uint32_t count,
+                                     std::uint64_t max_request_bytes, std::uint32_t* requests = nullptr) const;
 
   // §4.9 JSON of `GET /api/v1/daemon/backend`. Timeouts in seconds.
   std::string super_block_info_json(std::uint64_t attr_timeout_secs = 1ull << 32,
