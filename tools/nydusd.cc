@@ -66,6 +66,7 @@ struct Flags {
   std::string failover_policy = "resend";
   unsigned thread_num = 4;
   bool writable = false;
+  bool rafs_kernel_cache = true;
   bool version = false;
 };
 
@@ -103,6 +104,10 @@ void add_flags(CLI::App& app, Flags& f) {
   app.add_option("--failover-policy", f.failover_policy, "none|resend|flush (accepted for compatibility; no effect)")
       ->check(CLI::IsMember({"none", "resend", "flush"}));
   app.add_option("--thread-num,--fuse-threads", f.thread_num, "FUSE worker threads")->check(CLI::Range(1, 1024));
+  app.add_option("--rafs-kernel-cache", f.rafs_kernel_cache,
+                 "Let the kernel cache RAFS names, attributes and file data (page cache, charged to the "
+                 "reader's cgroup) until umount: true|false")
+      ->default_val(true);
   app.add_flag("--writable", f.writable, "Accepted for compatibility; no effect: the service is read-only");
 }
 
@@ -290,6 +295,7 @@ int main(int argc, char** argv) {
       if (daemon::Daemon* d = events_target.load()) d->events().push(std::move(text));
     };
     daemon::FuseServiceOptions fo;
+    fo.kernel_cache = flags.rafs_kernel_cache;
     fo.on_session_end = [push_event, lostfd](const std::string& why) {
       push_event(why);
       std::uint64_t one = 1;

@@ -50,6 +50,7 @@ Result<void> FuseService::start(const std::string& mountpoint, unsigned threads)
   o.threads = threads;
   o.entry_timeout = options_.entry_timeout;
   o.attr_timeout = options_.attr_timeout;
+  o.kernel_cache = options_.kernel_cache;
   o.on_session_end = options_.on_session_end;
   auto s = fs::FuseServer::start(pseudo_, mountpoint, o);
   if (!s) return tl::unexpected(s.error());
@@ -400,7 +401,10 @@ Result<std::string> FuseService::backend_info(const std::string& mountpoint) {
   if (it == records_.end()) return fail(ErrorCode::kNotFound, "object or filesystem doesn't exist");
   if (!it->second.rafs) return fail(ErrorCode::kInvalidArgument, "filesystem type mismatch, expect RAFS");
   auto secs = [](double t) { return static_cast<std::uint64_t>(t); };
-  return it->second.rafs->image().super_block_info_json(secs(options_.attr_timeout), secs(options_.entry_timeout));
+  // The timeouts the kernel is given for RAFS nodes (FuseServerOptions::kernel_cache).
+  const bool k = options_.kernel_cache;
+  return it->second.rafs->image().super_block_info_json(secs(k ? fs::kImmutableTimeout : options_.attr_timeout),
+                                                        secs(k ? fs::kImmutableTimeout : options_.entry_timeout));
 }
 
 }  // namespace nydus::daemon

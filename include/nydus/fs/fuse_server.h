@@ -44,10 +44,22 @@ struct fuse_session;
 
 namespace nydus::fs {
 
+// Seconds the kernel may cache immutable instances' names and attributes:
+// 2^32 s, upstream's RAFS default (rafs-format.md), i.e. until invalidated.
+inline constexpr double kImmutableTimeout = 4294967296.0;
+
 struct FuseServerOptions {
   unsigned threads = 4;        // worker threads, >= 1
   double entry_timeout = 1.0;  // seconds the kernel may cache names
   double attr_timeout = 1.0;   // seconds the kernel may cache attributes
+  // Kernel caching of immutable instances (Filesystem::immutable(): RAFS).
+  // On: their names and attributes are cached for `immutable_timeout`, a
+  // failed lookup in one of their directories as a negative entry for as
+  // long, and file data stays in the page cache across opens (keep_cache).
+  // Off: every node gets the timeouts above and no keep_cache. Pseudo
+  // directories and names in them always get the timeouts above.
+  bool kernel_cache = true;
+  double immutable_timeout = kImmutableTimeout;
   std::string fsname = "rafs";  // the source column of /proc/mounts
   // Called once, on the worker thread that noticed it, when the kernel ended
   // the session (see above), with the reason; never after stop(). Must not block.
