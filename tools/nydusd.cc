@@ -67,6 +67,7 @@ struct Flags {
   unsigned thread_num = 4;
   bool writable = false;
   bool rafs_kernel_cache = true;
+  unsigned fuse_readahead_kb = daemon::FuseServiceOptions{}.readahead_kb;
   bool version = false;
 };
 
@@ -108,6 +109,9 @@ void add_flags(CLI::App& app, Flags& f) {
                  "Let the kernel cache RAFS names, attributes and file data (page cache, charged to the "
                  "reader's cgroup) until umount: true|false")
       ->default_val(true);
+  app.add_option("--fuse-readahead-kb", f.fuse_readahead_kb,
+                 "Kernel readahead of the FUSE mount in KiB (0: the kernel's 128 KiB)")
+      ->check(CLI::Range(0u, 65536u));
   app.add_flag("--writable", f.writable, "Accepted for compatibility; no effect: the service is read-only");
 }
 
@@ -296,6 +300,7 @@ int main(int argc, char** argv) {
     };
     daemon::FuseServiceOptions fo;
     fo.kernel_cache = flags.rafs_kernel_cache;
+    fo.readahead_kb = flags.fuse_readahead_kb;
     fo.on_session_end = [push_event, lostfd](const std::string& why) {
       push_event(why);
       std::uint64_t one = 1;

@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include "nydus/fs/passthrough_fs.h"
 #include "nydus/storage/blob_backend.h"
@@ -58,7 +59,14 @@ Result<void> FuseService::start(const std::string& mountpoint, unsigned threads)
   // check_not_on_own_mount). This stat is answered by our FUSE workers.
   struct stat st {};
   std::optional<dev_t> dev;
-  if (::stat(mountpoint.c_str(), &st) == 0) dev = st.st_dev;
+  if (::stat(mountpoint.c_str(), &st) == 0) dev = st.st_dev;  // also waits for INIT
+  if (dev && options_.readahead_kb > 0) {
+    if (auto r = fs::set_fuse_readahead(*dev, options_.readahead_kb); !r) {
+      spdlog::warn("{}; sequential reads stay at 128 KiB requests", r.error().message());
+    } else {
+      spdlog::info("FUSE readahead at {} set to {} KiB", mountpoint, options_.readahead_kb);
+    }
+  }
   std::lock_guard lock(mu_);
   server_ = std::move(*s);
   own_dev_ = dev;

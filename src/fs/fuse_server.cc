@@ -10,6 +10,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -113,6 +114,15 @@ Result<void> prepare_mountpoint(const std::string& path, bool clean_stale) {
   return {};
 }
 
+Result<void> set_fuse_readahead(dev_t dev, unsigned kb) {
+  const std::string path = fmt::format("/sys/class/bdi/{}:{}/read_ahead_kb", major(dev), minor(dev));
+  std::ofstream f(path);
+  f << kb << '\n';
+  f.flush();
+  if (!f) return fail(ErrorCode::kIo, fmt::format("cannot set the FUSE readahead: writing {} failed", path));
+  return {};
+}
+
 struct FuseServer::Worker {
   std::thread thread;
   mutable std::mutex mu;
@@ -156,6 +166,11 @@ struct FuseServer::Ops {
                             conn->max_write, conn->max_read, conn->max_readahead, conn->max_background,
                             conn->congestion_threshold, conn->time_gran};
     server->initialized_.store(true);
+    // libfuse answers max_pages = max_write / page size (FUSE_MAX_PAGES): 256 with its 1 MiB buffer.
+    spdlog::info("FUSE INIT: protocol {}.{}, max_write {} (requests up to {} pages), max_readahead {}, "
+                 "max_background {}, want 0x{:x}",
+                 conn->proto_major, conn->proto_minor, conn->max_write, (conn->max_write + 4095) / 4096,
+                 conn->max_readahead, conn->max_background, conn->want);
   }
 
   static void lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {

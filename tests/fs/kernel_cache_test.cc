@@ -1,19 +1,23 @@
 // Kernel caching per instance, through a real FUSE mount: RAFS instances
 // (immutable) get long entry/attr timeouts, negative entries and keep_cache;
 // passthrough instances and pseudo directories keep the short timeouts; the
-// switch (FuseServerOptions::kernel_cache) turns it all off. Requests that
-// reach the daemon are counted with the instances' FsMetrics.
+// switch (FuseServerOptions::kernel_cache) turns it all off. Also the request
+// sizes: 1 MiB (max_pages) from INIT, and readahead raised to use them.
+// Requests that reach the daemon are counted with the instances' FsMetrics.
 //
 // Needs root and /dev/fuse; otherwise every test is skipped with the reason.
 #include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "nydus/fs/fuse_server.h"
@@ -28,6 +32,8 @@ namespace {
 
 namespace stdfs = std::filesystem;
 using testutil::TempDir;
+constexpr std::size_t kBig = 4u << 20;
+constexpr std::size_t kMiB = 1u << 20;
 
 std::string fuse_unavailable() {
   if (::geteuid() != 0) return "needs root to mount FUSE";
@@ -72,6 +78,7 @@ class KernelCacheTest : public ::testing::Test {
       stdfs::create_directories(src + "/dir");
       std::ofstream(src + "/dir/file") << std::string(std::size_t(v) * 5000, char('a' + v));
     }
+    std::ofstream(dir_.file("src1/big")) << std::string(kBig, 'b');
   }
   void TearDown() override {
     if (server_) server_->stop();
@@ -202,6 +209,42 @@ TEST_F(KernelCacheTest, MountChangesAreSeenAtOnce) {
   ASSERT_TRUE(pseudo_.swap("/", rafs(2), std::make_shared<FsMetrics>("/", FsMetricsOptions{})));
   EXPECT_EQ(::stat((mnt_ + "/dir/file").c_str(), &st), 0) << std::strerror(errno);
   EXPECT_EQ(st.st_size, 10000);
+}
+
+// libfuse answers INIT with max_write 1 MiB and max_pages to match, so one
+// 1 MiB O_DIRECT read is one FUSE READ; the kernel's readahead (128 KiB for
+// every new FUSE mount) is what keeps buffered reads small, and raising it
+// makes sequential reads arrive in requests of up to 1 MiB.
+TEST_F(KernelCacheTest, MegabyteRequestsDirectAndThroughReadahead) {
+  start(true);
+  auto m = attach("/r", rafs(1));
+  struct stat st {};
+  ASSERT_EQ(::stat(mnt_.c_str(), &st), 0);  // answered after INIT
+  EXPECT_EQ(server_->init_params().max_write, kMiB);
+
+  const std::string big = mnt_ + "/r/big";
+  void* mem = std::aligned_alloc(4096, kMiB);
+  ASSERT_NE(mem, nullptr);
+  std::unique_ptr<void, decltype(&std::free)> buf(mem, &std::free);
+  int fd = ::open(big.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  std::uint64_t before = m->fop_hits(Fop::kRead);
+  EXPECT_EQ(::pread(fd, buf.get(), kMiB, 0), ssize_t(kMiB));
+  ::close(fd);
+  EXPECT_EQ(m->fop_hits(Fop::kRead) - before, 1u);
+
+  ASSERT_TRUE(set_fuse_readahead(st.st_dev, kDefaultReadaheadKb));
+  std::string ra_kb = read_all(fmt::format("/sys/class/bdi/{}:{}/read_ahead_kb", major(st.st_dev), minor(st.st_dev)));
+  EXPECT_EQ(ra_kb, "1024\n");
+  fd = ::open(big.c_str(), O_RDONLY | O_CLOEXEC);  // nothing of it in the page cache yet
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  before = m->fop_hits(Fop::kRead);
+  std::size_t total = 0;
+  for (ssize_t n; (n = ::read(fd, buf.get(), kMiB)) > 0;) total += std::size_t(n);
+  ::close(fd);
+  EXPECT_EQ(total, kBig);
+  // 128 KiB requests would be 32; allow the kernel's ramp-up, not 128 KiB steady state.
+  EXPECT_LE(m->fop_hits(Fop::kRead) - before, 12u);
 }
 
 }  // namespace

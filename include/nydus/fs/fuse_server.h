@@ -29,6 +29,8 @@
 // methods may be called from any thread; stop() from one thread at a time.
 #pragma once
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -99,6 +101,16 @@ struct InflightRequest {  // one element of §4.8
 //     mounting on top would hide its files): kAlreadyExists naming it.
 // May block like stat(2) on a hung FUSE mount; call it before signals are blocked.
 Result<void> prepare_mountpoint(const std::string& path, bool clean_stale);
+
+// Sets the kernel readahead of the FUSE mount whose device is `dev` (its
+// backing device info, /sys/class/bdi/<major>:<minor>/read_ahead_kb) to `kb`
+// KiB. The kernel starts every FUSE mount at 128 KiB and FUSE_INIT can only
+// lower it; sequential reads then reach the daemon as 128 KiB requests
+// however large max_pages is. Call after INIT was answered (a stat of the
+// mountpoint waits for it), or INIT lowers it again. Errors: kIo naming the file.
+Result<void> set_fuse_readahead(dev_t dev, unsigned kb);
+// nydusd's readahead: one request of max_pages (1 MiB with libfuse 3.14).
+inline constexpr unsigned kDefaultReadaheadKb = 1024;
 
 class FuseServer final : public Invalidator {
  public:
