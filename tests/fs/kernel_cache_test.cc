@@ -61,7 +61,9 @@ struct Counts {
   bool operator==(const Counts&) const = default;
 };
 
-Counts counts(const FsMetrics& m) { return {m.fop_hits(Fop::kLookup) + m.fop_errors(Fop::kLookup), m.fop_hits(Fop::kGetattr), m.fop_hits(Fop::kRead)}; }
+Counts counts(const FsMetrics& m) {
+  return {m.fop_hits(Fop::kLookup) + m.fop_errors(Fop::kLookup), m.fop_hits(Fop::kGetattr), m.fop_hits(Fop::kRead)};
+}
 
 std::ostream& operator<<(std::ostream& os, const Counts& c) {
   return os << "{lookups " << c.lookups << ", getattrs " << c.getattrs << ", reads " << c.reads << "}";
