@@ -175,9 +175,11 @@ struct FuseServer::Ops {
 
   static void lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     auto e = self(req).fs_.lookup(parent, name);
-    if (!e && e.error() == ENOENT && cached(req, parent)) {
-      // A negative entry (node 0), as upstream's RAFS: a mount appearing
-      // under this name later invalidates it (PseudoFs::attach).
+    if (!e && e.error() == ENOENT && parent != FUSE_ROOT_ID && cached(req, parent)) {
+      // A negative entry (node 0), as upstream's RAFS. Not in the FUSE root:
+      // its node id survives a swap of "/", and only the names it answered
+      // (a bounded set) are invalidated then; deeper ones go with their
+      // parent's entry, and a mount appearing under a name invalidates it.
       fuse_entry_param p{};
       p.entry_timeout = self(req).options_.immutable_timeout;
       fuse_reply_entry(req, &p);

@@ -81,6 +81,8 @@ class KernelCacheTest : public ::testing::Test {
       std::ofstream(src + "/dir/file") << std::string(std::size_t(v) * 5000, char('a' + v));
     }
     std::ofstream(dir_.file("src1/big")) << std::string(kBig, 'b');
+    std::ofstream(dir_.file("src2/only2")) << "2";
+    std::ofstream(dir_.file("src2/dir/only2")) << "2";
   }
   void TearDown() override {
     if (server_) server_->stop();
@@ -191,7 +193,9 @@ TEST_F(KernelCacheTest, MountChangesAreSeenAtOnce) {
   start(true);
   attach("/", rafs(1));
   struct stat st {};
-  EXPECT_EQ(::stat((mnt_ + "/x").c_str(), &st), -1);  // negative entry in the RAFS root
+  EXPECT_EQ(::stat((mnt_ + "/x").c_str(), &st), -1);  // in the RAFS root at "/"
+  EXPECT_EQ(::stat((mnt_ + "/only2").c_str(), &st), -1);
+  EXPECT_EQ(::stat((mnt_ + "/dir/only2").c_str(), &st), -1);  // a negative entry
   EXPECT_EQ(::stat((mnt_ + "/a/c").c_str(), &st), -1);
   attach("/x", rafs(1));
   attach("/a/b", rafs(1));
@@ -211,6 +215,8 @@ TEST_F(KernelCacheTest, MountChangesAreSeenAtOnce) {
   ASSERT_TRUE(pseudo_.swap("/", rafs(2), std::make_shared<FsMetrics>("/", FsMetricsOptions{})));
   EXPECT_EQ(::stat((mnt_ + "/dir/file").c_str(), &st), 0) << std::strerror(errno);
   EXPECT_EQ(st.st_size, 10000);
+  EXPECT_EQ(::stat((mnt_ + "/only2").c_str(), &st), 0) << std::strerror(errno);
+  EXPECT_EQ(::stat((mnt_ + "/dir/only2").c_str(), &st), 0) << std::strerror(errno);
 }
 
 // libfuse answers INIT with max_write 1 MiB and max_pages to match, so one
