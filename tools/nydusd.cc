@@ -66,6 +66,8 @@ struct Flags {
   std::string failover_policy = "resend";
   unsigned thread_num = 4;
   bool writable = false;
+  bool rafs_kernel_cache = true;
+  unsigned fuse_readahead_kb = daemon::FuseServiceOptions{}.readahead_kb;
   bool version = false;
 };
 
@@ -103,6 +105,13 @@ void add_flags(CLI::App& app, Flags& f) {
   app.add_option("--failover-policy", f.failover_policy, "none|resend|flush (accepted for compatibility; no effect)")
       ->check(CLI::IsMember({"none", "resend", "flush"}));
   app.add_option("--thread-num,--fuse-threads", f.thread_num, "FUSE worker threads")->check(CLI::Range(1, 1024));
+  app.add_option("--rafs-kernel-cache", f.rafs_kernel_cache,
+                 "Let the kernel cache RAFS names, attributes and file data (page cache, charged to the "
+                 "reader's cgroup) until umount: true|false")
+      ->default_val(true);
+  app.add_option("--fuse-readahead-kb", f.fuse_readahead_kb,
+                 "Kernel readahead of the FUSE mount in KiB (0: the kernel's 128 KiB)")
+      ->check(CLI::Range(0u, 65536u));
   app.add_flag("--writable", f.writable, "Accepted for compatibility; no effect: the service is read-only");
 }
 
@@ -290,6 +299,8 @@ int main(int argc, char** argv) {
       if (daemon::Daemon* d = events_target.load()) d->events().push(std::move(text));
     };
     daemon::FuseServiceOptions fo;
+    fo.kernel_cache = flags.rafs_kernel_cache;
+    fo.readahead_kb = flags.fuse_readahead_kb;
     fo.on_session_end = [push_event, lostfd](const std::string& why) {
       push_event(why);
       std::uint64_t one = 1;

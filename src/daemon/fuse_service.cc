@@ -52,6 +52,7 @@ Result<void> FuseService::start(const std::string& mountpoint, unsigned threads)
   o.threads = threads;
   o.entry_timeout = options_.entry_timeout;
   o.attr_timeout = options_.attr_timeout;
+  o.kernel_cache = options_.kernel_cache;
   o.on_session_end = options_.on_session_end;
   auto s = fs::FuseServer::start(pseudo_, mountpoint, o);
   if (!s) return tl::unexpected(s.error());
@@ -59,7 +60,14 @@ Result<void> FuseService::start(const std::string& mountpoint, unsigned threads)
   // check_not_on_own_mount). This stat is answered by our FUSE workers.
   struct stat st {};
   std::optional<dev_t> dev;
-  if (::stat(mountpoint.c_str(), &st) == 0) dev = st.st_dev;
+  if (::stat(mountpoint.c_str(), &st) == 0) dev = st.st_dev;  // also waits for INIT
+  if (dev && options_.readahead_kb > 0) {
+    if (auto r = fs::set_fuse_readahead(*dev, options_.readahead_kb); !r) {
+      spdlog::warn("{}; sequential reads stay at 128 KiB requests", r.error().message());
+    } else {
+      spdlog::info("FUSE readahead at {} set to {} KiB", mountpoint, options_.readahead_kb);
+    }
+  }
   std::lock_guard lock(mu_);
   server_ = std::move(*s);
   own_dev_ = dev;
@@ -470,7 +478,10 @@ Result<std::string> FuseService::backend_info(const std::string& mountpoint) {
   if (it == records_.end()) return fail(ErrorCode::kNotFound, "object or filesystem doesn't exist");
   if (!it->second.rafs) return fail(ErrorCode::kInvalidArgument, "filesystem type mismatch, expect RAFS");
   auto secs = [](double t) { return static_cast<std::uint64_t>(t); };
-  return it->second.rafs->image().super_block_info_json(secs(options_.attr_timeout), secs(options_.entry_timeout));
+  // The timeouts the kernel is given for RAFS nodes (FuseServerOptions::kernel_cache).
+  const bool k = options_.kernel_cache;
+  return it->second.rafs->image().super_block_info_json(secs(k ? fs::kImmutableTimeout : options_.attr_timeout),
+                                                        secs(k ? fs::kImmutableTimeout : options_.entry_timeout));
 }
 
 }  // namespace nydus::daemon

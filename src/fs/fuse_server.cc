@@ -10,6 +10,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -113,6 +114,15 @@ Result<void> prepare_mountpoint(const std::string& path, bool clean_stale) {
   return {};
 }
 
+Result<void> set_fuse_readahead(dev_t dev, unsigned kb) {
+  const std::string path = fmt::format("/sys/class/bdi/{}:{}/read_ahead_kb", major(dev), minor(dev));
+  std::ofstream f(path);
+  f << kb << '\n';
+  f.flush();
+  if (!f) return fail(ErrorCode::kIo, fmt::format("cannot set the FUSE readahead: writing {} failed", path));
+  return {};
+}
+
 struct FuseServer::Worker {
   std::thread thread;
   mutable std::mutex mu;
@@ -123,13 +133,28 @@ struct FuseServer::Worker {
 struct FuseServer::Ops {
   static FuseServer& self(fuse_req_t req) { return *static_cast<FuseServer*>(fuse_req_userdata(req)); }
 
-  static void reply_entry(fuse_req_t req, const NodeEntry& e) {
+  // Whether the kernel may cache `node` long (FuseServerOptions::kernel_cache).
+  static bool cached(fuse_req_t req, std::uint64_t node) {
+    return self(req).options_.kernel_cache && self(req).fs_.immutable(node);
+  }
+  static double attr_timeout(fuse_req_t req, bool cached) {
     const auto& o = self(req).options_;
-    fuse_entry_param p{};
+    return cached ? o.immutable_timeout : o.attr_timeout;
+  }
+  // The name `e` in `parent` is cached long only when both are immutable: a
+  // name in a pseudo directory comes and goes with mounts.
+  static void fill_entry(fuse_req_t req, bool parent_cached, const NodeEntry& e, fuse_entry_param& p) {
+    const auto& o = self(req).options_;
+    bool c = cached(req, e.node);
     p.ino = e.node;
     p.attr = e.attr;
-    p.attr_timeout = o.attr_timeout;
-    p.entry_timeout = o.entry_timeout;
+    p.attr_timeout = attr_timeout(req, c);
+    p.entry_timeout = parent_cached && c ? o.immutable_timeout : o.entry_timeout;
+  }
+
+  static void reply_entry(fuse_req_t req, fuse_ino_t parent, const NodeEntry& e) {
+    fuse_entry_param p{};
+    fill_entry(req, cached(req, parent), e, p);
     fuse_reply_entry(req, &p);
   }
 
@@ -141,15 +166,30 @@ struct FuseServer::Ops {
                             conn->max_write, conn->max_read, conn->max_readahead, conn->max_background,
                             conn->congestion_threshold, conn->time_gran};
     server->initialized_.store(true);
+    // libfuse answers max_pages = max_write / page size (FUSE_MAX_PAGES): 256 with its 1 MiB buffer.
+    spdlog::info("FUSE INIT: protocol {}.{}, max_write {} (requests up to {} pages), max_readahead {}, "
+                 "max_background {}, want 0x{:x}",
+                 conn->proto_major, conn->proto_minor, conn->max_write, (conn->max_write + 4095) / 4096,
+                 conn->max_readahead, conn->max_background, conn->want);
   }
 
   static void lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     auto e = self(req).fs_.lookup(parent, name);
+    if (!e && e.error() == ENOENT && parent != FUSE_ROOT_ID && cached(req, parent)) {
+      // A negative entry (node 0), as upstream's RAFS. Not in the FUSE root:
+      // its node id survives a swap of "/", and only the names it answered
+      // (a bounded set) are invalidated then; deeper ones go with their
+      // parent's entry, and a mount appearing under a name invalidates it.
+      fuse_entry_param p{};
+      p.entry_timeout = self(req).options_.immutable_timeout;
+      fuse_reply_entry(req, &p);
+      return;
+    }
     if (!e) {
       fuse_reply_err(req, e.error());
       return;
     }
-    reply_entry(req, *e);
+    reply_entry(req, parent, *e);
   }
 
   static void forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
@@ -168,7 +208,7 @@ struct FuseServer::Ops {
       fuse_reply_err(req, st.error());
       return;
     }
-    fuse_reply_attr(req, &*st, self(req).options_.attr_timeout);
+    fuse_reply_attr(req, &*st, attr_timeout(req, cached(req, ino)));
   }
 
   static void readlink(fuse_req_t req, fuse_ino_t ino) {
@@ -187,6 +227,7 @@ struct FuseServer::Ops {
       return;
     }
     fi->fh = *fh;
+    fi->keep_cache = cached(req, ino);  // data that cannot change may outlive the open
     if (fuse_reply_open(req, fi) == -ENOENT) self(req).fs_.release(ino, *fh);  // interrupted
   }
 
@@ -221,18 +262,15 @@ struct FuseServer::Ops {
     if (buf.size() < size) buf.resize(size);
     size_t pos = 0;
     std::string name;
+    const bool dir_cached = plus && cached(req, ino);
     auto r = self(req).fs_.readdir(ino, fi->fh, static_cast<std::uint64_t>(off), plus,
                                    [&](const DirEntry& de, const NodeEntry* e) {
                                      name.assign(de.name);
                                      size_t need;
                                      if (plus) {
                                        fuse_entry_param p{};
-                                       p.ino = e->node;
-                                       p.attr = e->attr;
-                                       if (e->node != 0) {
-                                         p.attr_timeout = self(req).options_.attr_timeout;
-                                         p.entry_timeout = self(req).options_.entry_timeout;
-                                       }
+                                       if (e->node != 0) fill_entry(req, dir_cached, *e, p);
+                                       else p.attr = e->attr;
                                        need = fuse_add_direntry_plus(req, buf.data() + pos, size - pos, name.c_str(), &p,
                                                                      static_cast<off_t>(de.next_off));
                                      } else {

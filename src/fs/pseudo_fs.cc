@@ -453,6 +453,11 @@ void PseudoFs::forget(std::uint64_t node, std::uint64_t nlookup, bool batch) {
   r.inst->metrics->record(batch ? Fop::kBatchForget : Fop::kForget, 0, true);
 }
 
+bool PseudoFs::immutable(std::uint64_t node) const {
+  auto r = resolve(node);
+  return r.err == 0 && r.inst && r.inst->fs->immutable();
+}
+
 FsResult<struct stat> PseudoFs::getattr(std::uint64_t node) {
   auto r = resolve(node);
   if (r.err) return fs_error(r.err);

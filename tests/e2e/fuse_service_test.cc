@@ -4,6 +4,8 @@
 
 #include <fcntl.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <condition_variable>
@@ -12,6 +14,7 @@
 #include <regex>
 #include <thread>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -165,6 +168,10 @@ TEST_F(FuseServiceTest, ServesMountsOverFuse) {
   EXPECT_GE(svc.fuse_fd(), 0);
   EXPECT_EQ(read_all(mnt + "/f"), "from a");
   EXPECT_TRUE(svc.initialized());
+  struct stat st {};  // readahead raised after INIT (docs/fuse.md "Request sizes")
+  ASSERT_EQ(::stat(mnt.c_str(), &st), 0);
+  EXPECT_EQ(read_all(fmt::format("/sys/class/bdi/{}:{}/read_ahead_kb", major(st.st_dev), minor(st.st_dev))),
+            std::to_string(opts.readahead_kb) + "\n");
   ASSERT_TRUE(svc.mount(passthrough("/snap", dir_.file("b"))));
   EXPECT_EQ(read_all(mnt + "/snap/f"), "from b");
   ASSERT_TRUE(svc.remount(passthrough("/", dir_.file("b"))));

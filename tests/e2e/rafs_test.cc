@@ -71,6 +71,17 @@ class RafsE2eTest : public NydusdFuseFixture {
   Json events() { return Json::parse(call("GET", "/api/v1/daemon/events").body); }
 };
 
+TEST_F(RafsE2eTest, KernelCacheSwitchedOffGivesRafsTheShortTimeouts) {
+  if (::access((kFixture + "/rafs-v6-2.2.boot").c_str(), R_OK) != 0) GTEST_SKIP() << "sample image absent: " << kFixture;
+  start({"--rafs-kernel-cache", "false"});
+  auto r = mount("/snap", kFixture + "/rafs-v6-2.2.boot", v2_config(kFixture + "/blobs", false));
+  ASSERT_EQ(r.status, 204u) << r.body;
+  EXPECT_EQ(sha256_of(slurp(mnt_ + "/snap/lib.rs")), "1810eba864521293bb0d6b55a3c82318d4d89f294ed761c456d9088a17de0c69");
+  auto sb = Json::parse(call("GET", "/api/v1/daemon/backend?mountpoint=/snap").body);
+  EXPECT_EQ(sb["attr_timeout"]["secs"], 1);
+  EXPECT_EQ(sb["entry_timeout"]["secs"], 1);
+}
+
 TEST_F(RafsE2eTest, SampleImageMountsWithTheSnapshotterConfig) {
   if (::access((kFixture + "/rafs-v6-2.2.boot").c_str(), R_OK) != 0) GTEST_SKIP() << "sample image absent: " << kFixture;
   start();
@@ -95,6 +106,9 @@ TEST_F(RafsE2eTest, SampleImageMountsWithTheSnapshotterConfig) {
   EXPECT_EQ(sb["root_nid"], 128);
   EXPECT_EQ(sb["flags"]["bits"], 0x194);
   EXPECT_EQ(sb["chunk_size"], 1 << 20);
+  // RAFS nodes are cached by the kernel until invalidated (docs/fuse.md "Kernel caching").
+  EXPECT_EQ(sb["attr_timeout"]["secs"], std::uint64_t{1} << 32);
+  EXPECT_EQ(sb["entry_timeout"]["secs"], std::uint64_t{1} << 32);
   auto be = Json::parse(call("GET", "/api/v1/metrics/backend?id=/snap-1").body);
   EXPECT_EQ(be["backend_type"], "localfs");
   EXPECT_GE(be["read_count"].get<std::uint64_t>(), 2u);

@@ -50,6 +50,12 @@ namespace nydus::daemon {
 struct FuseServiceOptions {
   double entry_timeout = 1.0;  // seconds the kernel caches names
   double attr_timeout = 1.0;   // seconds the kernel caches attributes
+  // Long kernel caching of RAFS instances (FuseServerOptions::kernel_cache;
+  // nydusd --rafs-kernel-cache).
+  bool kernel_cache = true;
+  // Kernel readahead of the FUSE mount in KiB, set after INIT (fs::set_fuse_readahead;
+  // nydusd --fuse-readahead-kb); 0 keeps the kernel's 128 KiB.
+  unsigned readahead_kb = fs::kDefaultReadaheadKb;
   // Decoded chunks kept in memory, shared by every RAFS instance (a chunk is
   // fetched and decompressed once for the FUSE requests inside it).
   std::size_t chunk_cache_bytes = 16u << 20;

@@ -84,6 +84,11 @@ class Filesystem {
   // True when the instance reports its own failures (with their reasons) to
   // the daemon's error sink, so the FUSE layer does not report them again.
   virtual bool reports_own_errors() const { return false; }
+
+  // True when nothing the instance serves can change while it is attached
+  // (RAFS images): the FUSE layer may then let the kernel keep its names,
+  // attributes and file data for long (FuseServerOptions::kernel_cache).
+  virtual bool immutable() const { return false; }
 };
 
 }  // namespace nydus::fs

@@ -29,6 +29,8 @@
 // methods may be called from any thread; stop() from one thread at a time.
 #pragma once
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -44,10 +46,22 @@ struct fuse_session;
 
 namespace nydus::fs {
 
+// Seconds the kernel may cache immutable instances' names and attributes:
+// 2^32 s, upstream's RAFS default (rafs-format.md), i.e. until invalidated.
+inline constexpr double kImmutableTimeout = 4294967296.0;
+
 struct FuseServerOptions {
   unsigned threads = 4;        // worker threads, >= 1
   double entry_timeout = 1.0;  // seconds the kernel may cache names
   double attr_timeout = 1.0;   // seconds the kernel may cache attributes
+  // Kernel caching of immutable instances (Filesystem::immutable(): RAFS).
+  // On: their names and attributes are cached for `immutable_timeout`, a
+  // failed lookup in one of their directories as a negative entry for as
+  // long, and file data stays in the page cache across opens (keep_cache).
+  // Off: every node gets the timeouts above and no keep_cache. Pseudo
+  // directories and names in them always get the timeouts above.
+  bool kernel_cache = true;
+  double immutable_timeout = kImmutableTimeout;
   std::string fsname = "rafs";  // the source column of /proc/mounts
   // Called once, on the worker thread that noticed it, when the kernel ended
   // the session (see above), with the reason; never after stop(). Must not block.
@@ -87,6 +101,16 @@ struct InflightRequest {  // one element of §4.8
 //     mounting on top would hide its files): kAlreadyExists naming it.
 // May block like stat(2) on a hung FUSE mount; call it before signals are blocked.
 Result<void> prepare_mountpoint(const std::string& path, bool clean_stale);
+
+// Sets the kernel readahead of the FUSE mount whose device is `dev` (its
+// backing device info, /sys/class/bdi/<major>:<minor>/read_ahead_kb) to `kb`
+// KiB. The kernel starts every FUSE mount at 128 KiB and FUSE_INIT can only
+// lower it; sequential reads then reach the daemon as 128 KiB requests
+// however large max_pages is. Call after INIT was answered (a stat of the
+// mountpoint waits for it), or INIT lowers it again. Errors: kIo naming the file.
+Result<void> set_fuse_readahead(dev_t dev, unsigned kb);
+// nydusd's readahead: one request of max_pages (1 MiB with libfuse 3.14).
+inline constexpr unsigned kDefaultReadaheadKb = 1024;
 
 class FuseServer final : public Invalidator {
  public:

@@ -117,6 +117,10 @@ class PseudoFs {
   // them is gone and the kernel will not send their release). Also run by the destructor.
   void release_all_handles();
 
+  // True when `node` is served by an immutable instance (Filesystem::immutable());
+  // false for pseudo directories and unknown ids.
+  bool immutable(std::uint64_t node) const;
+
   FsResult<NodeEntry> lookup(std::uint64_t parent, std::string_view name);
   void forget(std::uint64_t node, std::uint64_t nlookup, bool batch = false);
   FsResult<struct stat> getattr(std::uint64_t node);

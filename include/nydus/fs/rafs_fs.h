@@ -91,6 +91,7 @@ class RafsFs final : public Filesystem {
   FsResult<std::string> listxattr(Ino ino) override;
   FsResult<void> access(Ino ino, int mask) override;
   bool reports_own_errors() const override { return true; }
+  bool immutable() const override { return true; }  // the image never changes; a remount is a new instance
 
  private:
   RafsFs(std::unique_ptr<storage::Image> image, RafsOptions options);
