@@ -1,22 +1,15 @@
 // Blob-cache entry configuration (§3.3.1) and prepare_configuration_info (§3.3.2).
 #include "nydus/config/blob_entry.h"
 
-#include <fstream>
-#include <sstream>
-
 #include <gtest/gtest.h>
 
 #include "nydus/config/decode.h"
+#include "util/config_data.h"
 
 namespace nydus::config {
 namespace {
 
-std::string read_data(const std::string& name) {
-  std::ifstream in(std::string(NYDUS_SOURCE_DIR) + "/tests/config/data/" + name);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using testutil::read_config_data;
 
 // What the API layer does with a BlobCacheEntry body: decode `config_v2` and
 // `config` with its own Decoder. A decode error is 400 ParseBody.
@@ -50,7 +43,7 @@ std::string prepare_error(std::string_view body) {
 }
 
 TEST(BlobEntryTest, SnapshotterFscacheEntry) {
-  auto e = decode_entry(read_data("snapshotter_fscache_entry.json"));
+  auto e = decode_entry(read_config_data("snapshotter_fscache_entry.json"));
   ASSERT_TRUE(e) << e.error().to_debug();
   ASSERT_TRUE(e->legacy);
   EXPECT_FALSE(e->v2);
