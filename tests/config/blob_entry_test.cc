@@ -3,7 +3,6 @@
 
 #include <gtest/gtest.h>
 
-#include "nydus/config/decode.h"
 #include "util/config_data.h"
 
 namespace nydus::config {
@@ -23,10 +22,7 @@ tl::expected<Entry, json::Error> decode_entry(std::string_view body) {
   if (!doc) return tl::unexpected(doc.error());
   json::Decoder d(*doc);
   Entry e;
-  if (auto o = d.root_object("struct BlobCacheEntry")) {
-    decode_optional_field(*o, "config_v2", e.v2);
-    decode_optional_field(*o, "config", e.legacy);
-  }
+  if (auto o = d.root_object("struct BlobCacheEntry")) decode_entry_configs(*o, e.legacy, e.v2);
   if (!d.ok()) return tl::unexpected(d.error());
   return e;
 }

@@ -1,5 +1,5 @@
 // Decoding ConfigV2 from JSON: keys, defaults and serde-style errors (§3, §7.2–§7.4).
-#include "nydus/config/decode.h"
+#include "config/decode.h"
 
 #include <gtest/gtest.h>
 

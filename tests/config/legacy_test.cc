@@ -1,5 +1,5 @@
 // Legacy RafsConfig documents and their conversion to ConfigV2 (§7.6, §4.1).
-#include "nydus/config/legacy.h"
+#include "config/legacy.h"
 
 #include <gtest/gtest.h>
 

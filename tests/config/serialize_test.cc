@@ -3,7 +3,7 @@
 
 #include <gtest/gtest.h>
 
-#include "nydus/config/legacy.h"
+#include "config/legacy.h"
 #include "nydus/config/parse.h"
 #include "util/config_data.h"
 
