@@ -19,8 +19,8 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
-#include "api/http_request_reader.h"
-#include "api/http_response.h"
+#include "api/http/http_request_reader.h"
+#include "api/http/http_response.h"
 #include "nydus/api/payloads.h"
 #include "nydus/api/service.h"
 #include "nydus/daemon/daemon.h"

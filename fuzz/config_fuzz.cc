@@ -13,7 +13,7 @@
 #include <string_view>
 
 #include "nydus/config/blob_entry.h"
-#include "nydus/config/decode.h"
+#include "config/decode.h"
 #include "nydus/config/parse.h"
 #include "nydus/config/serialize.h"
 #include "nydus/config/validate.h"

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "api/http_request_reader.h"
+#include "api/http/http_request_reader.h"
 #include "nydus/api/router.h"
 
 using namespace nydus::api;

@@ -31,7 +31,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "api/http_session.h"
+#include "api/http/http_session.h"
 #include "nydus/api/service.h"
 
 using namespace nydus::api;

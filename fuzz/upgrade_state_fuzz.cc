@@ -9,6 +9,8 @@
 #include <span>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "nydus/config/serialize.h"
 #include "nydus/daemon/upgrade_state.h"
 #include "nydus/storage/digest.h"

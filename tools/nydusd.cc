@@ -26,7 +26,6 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -291,13 +290,13 @@ int main(int argc, char** argv) {
   options.upgrade = flags.upgrade;
   options.build = build;
 
-  // Data-plane errors (from FUSE workers) go to the daemon's events ring while it exists.
-  std::atomic<daemon::Daemon*> events_target{nullptr};
+  // Data-plane errors (from FUSE workers) go to the daemon's events ring. It
+  // is made first and shared, so it outlives every service that reports into it.
+  auto events = std::make_shared<daemon::EventRing>();
+  options.events = events;
   std::shared_ptr<daemon::FuseService> fuse;
   if (!flags.mountpoint.empty()) {
-    auto push_event = [&events_target](std::string text) {
-      if (daemon::Daemon* d = events_target.load()) d->events().push(std::move(text));
-    };
+    auto push_event = [events](std::string text) { events->push(text); };
     daemon::FuseServiceOptions fo;
     fo.kernel_cache = flags.rafs_kernel_cache;
     fo.readahead_kb = flags.fuse_readahead_kb;
@@ -328,12 +327,6 @@ int main(int argc, char** argv) {
     }
   }
   daemon::Daemon d(options, fuse);
-  events_target = &d;
-  // Cleared before `d` is destroyed: the FUSE service outlives it and may still report.
-  struct ClearOnExit {
-    std::atomic<daemon::Daemon*>& target;
-    ~ClearOnExit() { target = nullptr; }
-  } clear_events{events_target};
   d.set_exit_handler([exitfd] {
     std::uint64_t one = 1;
     [[maybe_unused]] auto n = write(exitfd, &one, sizeof(one));

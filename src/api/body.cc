@@ -1,7 +1,6 @@
 // Request bodies <-> JSON, through the strict reader of nydus/json.h.
 #include "nydus/api/body.h"
 
-#include "nydus/config/decode.h"
 #include "nydus/config/serialize.h"
 
 namespace nydus::api {
@@ -60,8 +59,7 @@ tl::expected<BlobCacheEntry, json::Error> parse_blob_cache_entry(std::string_vie
     o.required("type", e.blob_type);
     o.required("id", e.blob_id);
     // Decoded here, with the body's positions, so errors inside them are ParseBody.
-    config::decode_optional_field(o, "config", e.config);
-    config::decode_optional_field(o, "config_v2", e.config_v2);
+    config::decode_entry_configs(o, e.config, e.config_v2);
     o.optional("domain_id", e.domain_id);
   });
 }

@@ -197,42 +197,6 @@ bool valid_uri_byte(unsigned char c) {
   return c != '"' && c != '<' && c != '>' && c != '\\' && c != '^' && c != '`' && c != '{' && c != '}';
 }
 
-// The payload kinds a successful reply to `request` may carry.
-bool payload_fits(const ApiRequest& request, PayloadKind kind) {
-  return std::visit(
-      [kind](const auto& r) {
-        using T = std::decay_t<decltype(r)>;
-        if constexpr (std::is_same_v<T, GetDaemonInfo> || std::is_same_v<T, GetDaemonInfoV2>) {
-          return kind == PayloadKind::kDaemonInfo;
-        } else if constexpr (std::is_same_v<T, GetEvents>) {
-          return kind == PayloadKind::kEvents;
-        } else if constexpr (std::is_same_v<T, ExportFsBackendInfo>) {
-          return kind == PayloadKind::kFsBackendInfo;
-        } else if constexpr (std::is_same_v<T, ExportFsGlobalMetrics>) {
-          return kind == PayloadKind::kFsGlobalMetrics;
-        } else if constexpr (std::is_same_v<T, ExportFsFilesMetrics>) {
-          return kind == PayloadKind::kFsFilesMetrics;
-        } else if constexpr (std::is_same_v<T, ExportFsAccessPatterns>) {
-          return kind == PayloadKind::kFsFilesPatterns;
-        } else if constexpr (std::is_same_v<T, ExportBackendMetrics>) {
-          return kind == PayloadKind::kBackendMetrics;
-        } else if constexpr (std::is_same_v<T, ExportBlobcacheMetrics>) {
-          return kind == PayloadKind::kBlobcacheMetrics;
-        } else if constexpr (std::is_same_v<T, ExportFsInflightMetrics>) {
-          return kind == PayloadKind::kInflightMetrics || kind == PayloadKind::kEmpty;
-        } else if constexpr (std::is_same_v<T, ExportPrometheusMetrics>) {
-          return kind == PayloadKind::kPrometheus;
-        } else if constexpr (std::is_same_v<T, GetConfig>) {
-          return kind == PayloadKind::kConfig;
-        } else if constexpr (std::is_same_v<T, GetBlobObject>) {
-          return kind == PayloadKind::kBlobObjectList;
-        } else {
-          return kind == PayloadKind::kEmpty;
-        }
-      },
-      request);
-}
-
 }  // namespace
 
 std::optional<std::string_view> request_path(std::string_view target, std::string_view* query) {

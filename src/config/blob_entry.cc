@@ -8,8 +8,8 @@
 // positions for anything that failed while the body was decoded.
 #include "nydus/config/blob_entry.h"
 
-#include "nydus/config/decode.h"
-#include "nydus/config/legacy.h"
+#include "config/decode.h"
+#include "config/legacy.h"
 
 namespace nydus::config {
 
@@ -80,6 +80,12 @@ Result<BlobCacheEntryConfigV2> prepare_blob_entry_config(const std::optional<Blo
   for (Problem& p : problems) p.key = v2 ? "config_v2." + p.key : legacy_key(config, p.key);
   if (!problems.empty()) return fail(ErrorCode::kInvalidArgument, render(problems));
   return config;
+}
+
+void decode_entry_configs(json::ObjectReader& entry, std::optional<BlobCacheEntryConfig>& legacy,
+                          std::optional<BlobCacheEntryConfigV2>& v2) {
+  decode_optional_field(entry, "config", legacy);
+  decode_optional_field(entry, "config_v2", v2);
 }
 
 }  // namespace nydus::config

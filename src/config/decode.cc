@@ -8,7 +8,7 @@
 // wins, as in serde. `usize` keys get serde's "expected usize" wording, which
 // the generic Decoder (u8..u64 only) cannot produce. The legacy formats are
 // in decode_legacy.cc.
-#include "nydus/config/decode.h"
+#include "config/decode.h"
 
 #include <initializer_list>
 

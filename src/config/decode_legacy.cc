@@ -2,7 +2,7 @@
 // entry's BlobCacheEntryConfig (§3.3.1). Same rules as decode.cc; the backend
 // and cache `config` objects are copied raw, their shape depends on `type`
 // and is checked at conversion (legacy.cc, blob_entry.cc).
-#include "nydus/config/decode.h"
+#include "config/decode.h"
 
 namespace nydus::config {
 

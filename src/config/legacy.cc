@@ -6,7 +6,7 @@
 // of the converted ConfigV2 is reported with the legacy key names the user
 // wrote (`fs_prefetch.threads_count`, not `rafs.prefetch.threads`), because
 // the converted keys appear nowhere in their file.
-#include "nydus/config/legacy.h"
+#include "config/legacy.h"
 
 #include <algorithm>
 #include <array>
@@ -15,7 +15,7 @@
 
 #include <fmt/format.h>
 
-#include "nydus/config/decode.h"
+#include "config/decode.h"
 #include "nydus/config/validate.h"
 
 namespace nydus::config {

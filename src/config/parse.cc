@@ -15,8 +15,8 @@
 
 #include <fmt/format.h>
 
-#include "nydus/config/decode.h"
-#include "nydus/config/legacy.h"
+#include "config/decode.h"
+#include "config/legacy.h"
 #include "nydus/config/validate.h"
 
 namespace nydus::config {

@@ -10,6 +10,8 @@
 #include <array>
 #include <cctype>
 
+#include <nlohmann/json.hpp>
+
 namespace nydus::config {
 namespace {
 

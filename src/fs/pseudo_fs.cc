@@ -88,29 +88,54 @@ PseudoFs::PseudoFs(ErrorSink on_error) : on_error_(std::move(on_error)), created
 
 PseudoFs::~PseudoFs() { release_all_handles(); }
 
-std::uint64_t PseudoFs::new_handle(std::unique_ptr<Handle> h) {
-  Handle* raw = h.get();
+std::uint64_t PseudoFs::new_handle(std::shared_ptr<Handle> h) {
   std::lock_guard lock(handles_mu_);
-  handles_.emplace(raw, std::move(h));
-  return reinterpret_cast<std::uint64_t>(raw);
+  std::uint32_t index;
+  if (!free_handles_.empty()) {
+    index = free_handles_.back();
+    free_handles_.pop_back();
+  } else {
+    index = static_cast<std::uint32_t>(handle_slots_.size());
+    handle_slots_.emplace_back();
+  }
+  HandleSlot& slot = handle_slots_[index];
+  slot.handle = std::move(h);
+  return std::uint64_t{slot.generation} << 32 | index;
 }
 
-std::unique_ptr<PseudoFs::Handle> PseudoFs::take_handle(std::uint64_t fh) {
+std::shared_ptr<PseudoFs::Handle> PseudoFs::find_handle(std::uint64_t fh, bool is_dir) {
+  auto index = static_cast<std::uint32_t>(fh);
   std::lock_guard lock(handles_mu_);
-  auto it = handles_.find(reinterpret_cast<Handle*>(fh));
-  if (it == handles_.end()) return nullptr;
-  auto h = std::move(it->second);
-  handles_.erase(it);
-  return h;
+  if (index >= handle_slots_.size()) return nullptr;
+  const HandleSlot& slot = handle_slots_[index];
+  if (!slot.handle || slot.generation != fh >> 32 || slot.handle->is_dir != is_dir) return nullptr;
+  return slot.handle;
+}
+
+std::shared_ptr<PseudoFs::Handle> PseudoFs::take_handle(std::uint64_t fh, bool is_dir) {
+  auto index = static_cast<std::uint32_t>(fh);
+  std::lock_guard lock(handles_mu_);
+  if (index >= handle_slots_.size()) return nullptr;
+  HandleSlot& slot = handle_slots_[index];
+  if (!slot.handle || slot.generation != fh >> 32 || slot.handle->is_dir != is_dir) return nullptr;
+  ++slot.generation;
+  free_handles_.push_back(index);
+  return std::move(slot.handle);
 }
 
 void PseudoFs::release_all_handles() {
-  decltype(handles_) all;
+  std::vector<std::shared_ptr<Handle>> all;
   {
     std::lock_guard lock(handles_mu_);
-    all.swap(handles_);
+    for (std::uint32_t i = 0; i < handle_slots_.size(); ++i) {
+      HandleSlot& slot = handle_slots_[i];
+      if (!slot.handle) continue;
+      all.push_back(std::move(slot.handle));
+      ++slot.generation;
+      free_handles_.push_back(i);
+    }
   }
-  for (auto& [raw, h] : all) {
+  for (auto& h : all) {
     if (!h->inst) continue;
     if (h->is_dir) {
       h->inst->fs->releasedir(h->ino, h->fh);
@@ -479,7 +504,7 @@ FsResult<std::uint64_t> PseudoFs::open(std::uint64_t node, int flags) {
   auto fh = recorded(*r.inst->metrics, Fop::kOpen, r.ino, r.inst->fs->open(r.ino, flags));
   if (!fh) return fs_error(fh.error());
   r.inst->metrics->opened();
-  auto h = std::make_unique<Handle>();
+  auto h = std::make_shared<Handle>();
   h->inst = r.inst;
   h->ino = r.ino;
   h->fh = *fh;
@@ -487,7 +512,8 @@ FsResult<std::uint64_t> PseudoFs::open(std::uint64_t node, int flags) {
 }
 
 FsResult<std::size_t> PseudoFs::read(std::uint64_t, std::uint64_t fh, char* buf, std::size_t size, off_t off) {
-  auto* h = reinterpret_cast<Handle*>(fh);
+  auto h = find_handle(fh, false);
+  if (!h) return fs_error(EBADF);
   auto start = std::chrono::steady_clock::now();
   auto n = h->inst->fs->read(h->ino, h->fh, buf, size, off);
   auto latency = std::chrono::steady_clock::now() - start;
@@ -497,7 +523,7 @@ FsResult<std::size_t> PseudoFs::read(std::uint64_t, std::uint64_t fh, char* buf,
 }
 
 void PseudoFs::release(std::uint64_t, std::uint64_t fh) {
-  auto h = take_handle(fh);
+  auto h = take_handle(fh, false);
   if (!h) return;
   h->inst->fs->release(h->ino, h->fh);
   h->inst->metrics->released();
@@ -507,7 +533,7 @@ void PseudoFs::release(std::uint64_t, std::uint64_t fh) {
 FsResult<std::uint64_t> PseudoFs::opendir(std::uint64_t node) {
   auto r = resolve(node);
   if (r.err) return fs_error(r.err);
-  auto h = std::make_unique<Handle>();
+  auto h = std::make_shared<Handle>();
   h->is_dir = true;
   if (!r.inst) {
     std::shared_lock lock(mu_);
@@ -526,7 +552,8 @@ FsResult<std::uint64_t> PseudoFs::opendir(std::uint64_t node) {
 }
 
 FsResult<void> PseudoFs::readdir(std::uint64_t node, std::uint64_t fh, std::uint64_t off, bool plus, const NodeSink& sink) {
-  auto* h = reinterpret_cast<Handle*>(fh);
+  auto h = find_handle(fh, true);
+  if (!h) return fs_error(EBADF);
   if (!h->inst) {
     // Pseudo listing: ".", "..", then the snapshot; offsets are positions.
     for (std::uint64_t i = off; i < h->pseudo_names.size() + 2; ++i) {
@@ -588,7 +615,7 @@ FsResult<void> PseudoFs::readdir(std::uint64_t node, std::uint64_t fh, std::uint
 }
 
 void PseudoFs::releasedir(std::uint64_t, std::uint64_t fh) {
-  auto h = take_handle(fh);
+  auto h = take_handle(fh, true);
   if (h && h->inst) h->inst->fs->releasedir(h->ino, h->fh);
 }
 

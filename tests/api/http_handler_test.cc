@@ -14,7 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "nydus/api/http_server.h"
-#include "util/raw_client.h"
+#include "util/http_server_fixture.h"
 
 namespace nydus::api {
 namespace {
@@ -34,28 +34,7 @@ HttpResponse ok(std::string body = R"({"ok":true})") {
   return r;
 }
 
-class HttpHandlerTest : public ::testing::Test {
- protected:
-  void start(HttpHandler handler, const std::function<void(HttpServerOptions&)>& tweak = {}) {
-    HttpServerOptions o;
-    o.socket_path = dir_.file("api.sock");
-    if (tweak) tweak(o);
-    auto s = HttpServer::start(o, std::move(handler));
-    ASSERT_TRUE(s) << s.error().to_string();
-    server_ = std::move(*s);
-  }
-  RawClient connect() {
-    auto c = RawClient::connect(dir_.file("api.sock"));
-    if (!c) {
-      ADD_FAILURE() << c.error().to_string();
-      std::abort();
-    }
-    return std::move(*c);
-  }
-
-  TempDir dir_;
-  std::unique_ptr<HttpServer> server_;
-};
+class HttpHandlerTest : public testutil::HttpServerFixture {};
 
 void expect_internal_error(const std::optional<testutil::HttpReply>& reply, const std::string& message) {
   ASSERT_TRUE(reply);
@@ -132,7 +111,7 @@ TEST_F(HttpHandlerTest, InvalidStatusBecomes500) {
     r.status = 42;
     respond(std::move(r));
   }));
-  auto reply = testutil::round_trip(dir_.file("api.sock"), get("/"));
+  auto reply = testutil::round_trip(socket_path(), get("/"));
   expect_internal_error(reply, "handler produced invalid status 42");
 }
 
@@ -194,7 +173,7 @@ TEST_F(HttpHandlerTest, StopFromInsideAHandler) {
   EXPECT_EQ(waited.wait_for(testutil::kHangGuard), std::future_status::ready);
   EXPECT_TRUE(c.wait_closed());
   EXPECT_TRUE(idle.wait_closed());
-  EXPECT_FALSE(RawClient::connect(dir_.file("api.sock")));
+  EXPECT_FALSE(RawClient::connect(socket_path()));
 }
 
 TEST_F(HttpHandlerTest, StopFromOnSent) {
@@ -204,7 +183,7 @@ TEST_F(HttpHandlerTest, StopFromOnSent) {
     r.on_sent = [this] { server_->stop(); };
     respond(std::move(r));
   }));
-  auto reply = testutil::round_trip(dir_.file("api.sock"), get("/api/v1/daemon/exit"));
+  auto reply = testutil::round_trip(socket_path(), get("/api/v1/daemon/exit"));
   ASSERT_TRUE(reply);
   EXPECT_EQ(reply->status, 204u);
   auto waited = std::async(std::launch::async, [this] { server_->wait(); });
@@ -248,7 +227,7 @@ TEST_F(HttpHandlerTest, SeveralIoThreadsServeConcurrentClients) {
   std::atomic<int> good{0};
   for (int t = 0; t < 8; ++t) {
     clients.emplace_back([&, t] {
-      auto c = RawClient::connect(dir_.file("api.sock"));
+      auto c = RawClient::connect(socket_path());
       if (!c) return;
       for (int i = 0; i < 50; ++i) {
         std::string body = std::to_string(t * 1000 + i);

@@ -19,7 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "nydus/api/http_server.h"
-#include "util/raw_client.h"
+#include "util/http_server_fixture.h"
 
 namespace nydus::api {
 namespace {
@@ -50,15 +50,11 @@ void expect_transport_error(RawClient& c, unsigned status, std::string_view code
   EXPECT_TRUE(c.wait_closed()) << "connection left open after a transport error";
 }
 
-class HttpLimitsTest : public ::testing::Test {
+class HttpLimitsTest : public testutil::HttpServerFixture {
  protected:
   // Requests for "/park" are held in parked_ until the test answers them.
   void start(const std::function<void(HttpServerOptions&)>& tweak = {}) {
-    HttpServerOptions o;
-    o.socket_path = dir_.file("api.sock");
-    o.header_timeout = 300ms;
-    if (tweak) tweak(o);
-    auto s = HttpServer::start(o, [this](HttpRequest r, HttpResponder respond) {
+    HttpServerFixture::start([this](HttpRequest r, HttpResponder respond) {
       ++calls_;
       HttpResponse resp;
       resp.body = nlohmann::json{{"target", r.target}}.dump();
@@ -68,17 +64,10 @@ class HttpLimitsTest : public ::testing::Test {
         return;
       }
       respond(std::move(resp));
+    }, [&](HttpServerOptions& o) {
+      o.header_timeout = 300ms;
+      if (tweak) tweak(o);
     });
-    ASSERT_TRUE(s) << s.error().to_string();
-    server_ = std::move(*s);
-  }
-  RawClient connect() {
-    auto c = RawClient::connect(dir_.file("api.sock"));
-    if (!c) {
-      ADD_FAILURE() << c.error().to_string();
-      std::abort();
-    }
-    return std::move(*c);
   }
 
   void answer_parked() {
@@ -91,11 +80,9 @@ class HttpLimitsTest : public ::testing::Test {
     f();
   }
 
-  TempDir dir_;
   std::atomic<int> calls_{0};
   std::mutex mu_;
   std::function<void()> parked_;  // guarded by mu_
-  std::unique_ptr<HttpServer> server_;
 };
 
 TEST_F(HttpLimitsTest, IdleConnectionIsNeverTimedOut) {
@@ -306,7 +293,7 @@ TEST_F(HttpLimitsTest, AcceptErrorsBackOffInsteadOfSpinning) {
 
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
-  std::string path = dir_.file("api.sock");
+  std::string path = socket_path();
   std::memcpy(addr.sun_path, path.data(), path.size());
   ASSERT_EQ(::connect(first, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0) << std::strerror(errno);
   const std::string hello = get("/reserve");
@@ -360,7 +347,7 @@ TEST_F(HttpLimitsTest, ReservedDescriptorAcceptsWhenNoneIsLeft) {
 
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
-  std::string path = dir_.file("api.sock");
+  std::string path = socket_path();
   std::memcpy(addr.sun_path, path.data(), path.size());
   ASSERT_EQ(::connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0) << std::strerror(errno);
   const std::string request = get("/while-exhausted");

@@ -3,7 +3,7 @@
 // target would drive; the socket-level tests cannot force every split.
 //
 // The reader is private to the transport (src/api), hence the relative include.
-#include "../../src/api/http_request_reader.h"
+#include "api/http/http_request_reader.h"
 
 #include <gtest/gtest.h>
 

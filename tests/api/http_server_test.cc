@@ -15,7 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "util/raw_client.h"
+#include "util/http_server_fixture.h"
 
 namespace nydus::api {
 namespace {
@@ -71,28 +71,7 @@ struct Parked {
   }
 };
 
-class HttpServerTest : public ::testing::Test {
- protected:
-  void start(HttpHandler handler, const std::function<void(HttpServerOptions&)>& tweak = {}) {
-    HttpServerOptions o;
-    o.socket_path = dir_.file("api.sock");
-    if (tweak) tweak(o);
-    auto s = HttpServer::start(o, std::move(handler));
-    ASSERT_TRUE(s) << s.error().to_string();
-    server_ = std::move(*s);
-  }
-  RawClient connect() {
-    auto c = RawClient::connect(dir_.file("api.sock"));
-    if (!c) {
-      ADD_FAILURE() << c.error().to_string();
-      std::abort();
-    }
-    return std::move(*c);
-  }
-
-  TempDir dir_;
-  std::unique_ptr<HttpServer> server_;
-};
+class HttpServerTest : public testutil::HttpServerFixture {};
 
 TEST_F(HttpServerTest, KeepAliveServesSequentialRequestsWithFixedHeaders) {
   ASSERT_NO_FATAL_FAILURE(start([](HttpRequest r, HttpResponder respond) { respond(echo(r)); }));
@@ -115,7 +94,7 @@ TEST_F(HttpServerTest, KeepAliveServesSequentialRequestsWithFixedHeaders) {
 
 TEST_F(HttpServerTest, RequestFieldsReachTheHandler) {
   ASSERT_NO_FATAL_FAILURE(start([](HttpRequest r, HttpResponder respond) { respond(echo(r)); }));
-  auto reply = testutil::round_trip(dir_.file("api.sock"),
+  auto reply = testutil::round_trip(socket_path(),
                                     "PUT /api/v1/mount?mountpoint=%2Fa HTTP/1.0\r\nContent-Length: 2\r\n\r\n{}");
   ASSERT_TRUE(reply);
   auto j = nlohmann::json::parse(reply->body);
@@ -215,7 +194,7 @@ TEST_F(HttpServerTest, ExpectContinueNotSentWhenBodyAlreadyArrived) {
 
 TEST_F(HttpServerTest, ChunkedBodyIsDecoded) {
   ASSERT_NO_FATAL_FAILURE(start([](HttpRequest r, HttpResponder respond) { respond(echo(r)); }));
-  auto reply = testutil::round_trip(dir_.file("api.sock"),
+  auto reply = testutil::round_trip(socket_path(),
                                     "PUT /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
                                     "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
   ASSERT_TRUE(reply);

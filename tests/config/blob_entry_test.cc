@@ -1,22 +1,14 @@
 // Blob-cache entry configuration (§3.3.1) and prepare_configuration_info (§3.3.2).
 #include "nydus/config/blob_entry.h"
 
-#include <fstream>
-#include <sstream>
-
 #include <gtest/gtest.h>
 
-#include "nydus/config/decode.h"
+#include "util/config_data.h"
 
 namespace nydus::config {
 namespace {
 
-std::string read_data(const std::string& name) {
-  std::ifstream in(std::string(NYDUS_SOURCE_DIR) + "/tests/config/data/" + name);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using testutil::read_config_data;
 
 // What the API layer does with a BlobCacheEntry body: decode `config_v2` and
 // `config` with its own Decoder. A decode error is 400 ParseBody.
@@ -30,10 +22,7 @@ tl::expected<Entry, json::Error> decode_entry(std::string_view body) {
   if (!doc) return tl::unexpected(doc.error());
   json::Decoder d(*doc);
   Entry e;
-  if (auto o = d.root_object("struct BlobCacheEntry")) {
-    decode_optional_field(*o, "config_v2", e.v2);
-    decode_optional_field(*o, "config", e.legacy);
-  }
+  if (auto o = d.root_object("struct BlobCacheEntry")) decode_entry_configs(*o, e.legacy, e.v2);
   if (!d.ok()) return tl::unexpected(d.error());
   return e;
 }
@@ -50,7 +39,7 @@ std::string prepare_error(std::string_view body) {
 }
 
 TEST(BlobEntryTest, SnapshotterFscacheEntry) {
-  auto e = decode_entry(read_data("snapshotter_fscache_entry.json"));
+  auto e = decode_entry(read_config_data("snapshotter_fscache_entry.json"));
   ASSERT_TRUE(e) << e.error().to_debug();
   ASSERT_TRUE(e->legacy);
   EXPECT_FALSE(e->v2);

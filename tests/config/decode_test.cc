@@ -1,22 +1,15 @@
 // Decoding ConfigV2 from JSON: keys, defaults and serde-style errors (§3, §7.2–§7.4).
-#include "nydus/config/decode.h"
-
-#include <fstream>
-#include <sstream>
+#include "config/decode.h"
 
 #include <gtest/gtest.h>
 
 #include "nydus/config/parse.h"
+#include "util/config_data.h"
 
 namespace nydus::config {
 namespace {
 
-std::string read_data(const std::string& name) {
-  std::ifstream in(std::string(NYDUS_SOURCE_DIR) + "/tests/config/data/" + name);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using testutil::read_config_data;
 
 Result<ConfigV2> decode_json(std::string_view text) {
   auto doc = json::Document::parse(text);
@@ -24,11 +17,7 @@ Result<ConfigV2> decode_json(std::string_view text) {
   return decode_document<ConfigV2>(*doc);
 }
 
-std::string error_of(std::string_view text) {
-  auto r = decode_json(text);
-  EXPECT_FALSE(r.has_value()) << text;
-  return r ? "" : r.error().message();
-}
+std::string error_of(std::string_view text) { return testutil::error_of(decode_json, text); }
 
 TEST(DecodeTest, MinimalDocumentHasNoSections) {
   auto c = decode_json(R"({"version":2})");
@@ -43,7 +32,7 @@ TEST(DecodeTest, MinimalDocumentHasNoSections) {
 }
 
 TEST(DecodeTest, EveryBackendTypeWithItsKeys) {
-  auto c = decode_json(read_data("every_backend.json"));
+  auto c = decode_json(read_config_data("every_backend.json"));
   ASSERT_TRUE(c) << c.error().message();
   EXPECT_EQ(c->id, "every-backend");
   const BackendConfigV2& b = *c->backend;

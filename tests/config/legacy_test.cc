@@ -1,32 +1,23 @@
 // Legacy RafsConfig documents and their conversion to ConfigV2 (§7.6, §4.1).
-#include "nydus/config/legacy.h"
-
-#include <fstream>
-#include <sstream>
+#include "config/legacy.h"
 
 #include <gtest/gtest.h>
 
 #include "nydus/config/parse.h"
+#include "util/config_data.h"
 
 namespace nydus::config {
 namespace {
 
-std::string read_data(const std::string& name) {
-  std::ifstream in(std::string(NYDUS_SOURCE_DIR) + "/tests/config/data/" + name);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using testutil::read_config_data;
 
 std::string error_of(std::string_view text) {
-  auto r = parse_legacy_config(text);
-  EXPECT_FALSE(r.has_value()) << text;
-  return r ? "" : r.error().message();
+  return testutil::error_of([](std::string_view t) { return parse_legacy_config(t); }, text);
 }
 
 // What nydus-snapshotter sends in the mount `config` string (§3.2).
 TEST(LegacyTest, SnapshotterFusedevConfig) {
-  auto c = parse_config(read_data("snapshotter_fusedev.json"));
+  auto c = parse_config(read_config_data("snapshotter_fusedev.json"));
   ASSERT_TRUE(c) << c.error().message();
   EXPECT_EQ(c->version, 2u);
   EXPECT_EQ(c->id, "");

@@ -4,28 +4,19 @@
 #include <unistd.h>
 
 #include <fstream>
-#include <sstream>
 
 #include <gtest/gtest.h>
 
 #include "nydus/config/validate.h"
+#include "util/config_data.h"
 
 namespace nydus::config {
 namespace {
 
-std::string read_data(const std::string& name) {
-  std::ifstream in(std::string(NYDUS_SOURCE_DIR) + "/tests/config/data/" + name);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using testutil::read_config_data;
 
 std::string error_of(std::string_view text) {
-  auto r = parse_config(text);
-  EXPECT_FALSE(r.has_value()) << text;
-  if (r) return "";
-  EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument);
-  return r.error().message();
+  return testutil::error_of([](std::string_view t) { return parse_config(t); }, text, ErrorCode::kInvalidArgument);
 }
 
 constexpr std::string_view kLegacyBody =
@@ -126,7 +117,7 @@ class ParseFileTest : public testing::Test {
 };
 
 TEST_F(ParseFileTest, ReadsAndParses) {
-  write(read_data("full.toml"));
+  write(read_config_data("full.toml"));
   auto c = parse_config_file(path_);
   ASSERT_TRUE(c) << c.error().message();
   EXPECT_EQ(c->id, "toml-full");

@@ -1,25 +1,18 @@
 // Serialisation (§7.7): key order, secret scrubbing (§10 #21, #22), round trip.
 #include "nydus/config/serialize.h"
 
-#include <fstream>
-#include <sstream>
-
 #include <gtest/gtest.h>
 
-#include "nydus/config/legacy.h"
+#include "config/legacy.h"
 #include "nydus/config/parse.h"
+#include "util/config_data.h"
 
 namespace nydus::config {
 namespace {
 
 using J = nlohmann::ordered_json;
 
-std::string read_data(const std::string& name) {
-  std::ifstream in(std::string(NYDUS_SOURCE_DIR) + "/tests/config/data/" + name);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using testutil::read_config_data;
 
 ConfigV2 parsed(std::string_view text) {
   auto c = parse_config(text);
@@ -81,7 +74,7 @@ TEST(SerializeTest, ObservedDaemonInfoConfigIn020Form) {
 }
 
 TEST(SerializeTest, KeyOrderOfEverySection) {
-  J out = to_json(parsed(read_data("every_backend.json")), Secrets::kKeep);
+  J out = to_json(parsed(read_config_data("every_backend.json")), Secrets::kKeep);
   EXPECT_EQ(keys(out), (Keys{"version", "id", "backend", "external_backends", "cache", "rafs", "overlay"}));
   const J& b = out["backend"];
   EXPECT_EQ(keys(b), (Keys{"type", "localdisk", "localfs", "oss", "s3", "registry", "http-proxy"}));
@@ -117,8 +110,8 @@ TEST(SerializeTest, KeyOrderOfEverySection) {
 
 TEST(SerializeTest, RoundTripGivesEqualConfig) {
   std::vector<ConfigV2> configs = {
-      parsed(read_data("every_backend.json")), parsed(read_data("full.toml")),
-      parsed(read_data("snapshotter_fusedev.json")), parsed(kObservedLegacy), *localfs_dir_config("/d")};
+      parsed(read_config_data("every_backend.json")), parsed(read_config_data("full.toml")),
+      parsed(read_config_data("snapshotter_fusedev.json")), parsed(kObservedLegacy), *localfs_dir_config("/d")};
   for (const ConfigV2& c : configs) {
     std::string text = to_json(c, Secrets::kKeep).dump();
     auto again = parse_config(text);
@@ -131,7 +124,7 @@ TEST(SerializeTest, RoundTripGivesEqualConfig) {
 }
 
 TEST(SerializeTest, ScrubbedOutputHasNoSecret) {
-  ConfigV2 c = parsed(read_data("every_backend.json"));
+  ConfigV2 c = parsed(read_config_data("every_backend.json"));
   std::string keep = to_json(c, Secrets::kKeep).dump();
   std::string scrubbed = to_json(c, Secrets::kScrub).dump();
   for (const char* secret : {"OSS-AKID-0001", "OSS-SECRET-0001", "S3-AKID-0002", "S3-SECRET-0002",
@@ -156,13 +149,13 @@ TEST(SerializeTest, ScrubbedOutputHasNoSecret) {
   EXPECT_EQ(s["backend"]["registry"]["host"], "registry.example.com");
   EXPECT_EQ(s["cache"]["filecache"]["work_dir"], "/var/cache/nydus");
 
-  std::string toml = to_json(parsed(read_data("full.toml")), Secrets::kScrub).dump();
+  std::string toml = to_json(parsed(read_config_data("full.toml")), Secrets::kScrub).dump();
   EXPECT_EQ(toml.find("TOML-TOKEN"), std::string::npos);
   EXPECT_EQ(toml.find("dXNlcjpwYXNz"), std::string::npos);
 }
 
 TEST(SerializeTest, WithoutSecretsCopiesAndKeepsTheRest) {
-  ConfigV2 c = parsed(read_data("every_backend.json"));
+  ConfigV2 c = parsed(read_config_data("every_backend.json"));
   ConfigV2 s = without_secrets(c);
   EXPECT_EQ(c.backend->oss->access_key_id, "OSS-AKID-0001");  // input untouched
   EXPECT_EQ(s.backend->oss->access_key_id, "");

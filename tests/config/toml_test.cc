@@ -1,29 +1,21 @@
 // TOML form of ConfigV2 (§7.5): every section, positions, TOML-specific types.
-#include <fstream>
-#include <sstream>
 
 #include <gtest/gtest.h>
 
 #include "nydus/config/parse.h"
+#include "util/config_data.h"
 
 namespace nydus::config {
 namespace {
 
-std::string read_data(const std::string& name) {
-  std::ifstream in(std::string(NYDUS_SOURCE_DIR) + "/tests/config/data/" + name);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using testutil::read_config_data;
 
 std::string error_of(std::string_view text) {
-  auto r = parse_config_toml(text);
-  EXPECT_FALSE(r.has_value()) << text;
-  return r ? "" : r.error().message();
+  return testutil::error_of([](std::string_view t) { return parse_config_toml(t); }, text);
 }
 
 TEST(TomlTest, EverySection) {
-  auto c = parse_config_toml(read_data("full.toml"));
+  auto c = parse_config_toml(read_config_data("full.toml"));
   ASSERT_TRUE(c) << c.error().message();
   EXPECT_EQ(c->id, "toml-full");
   const BackendConfigV2& b = *c->backend;

@@ -232,6 +232,61 @@ TEST_F(PseudoFsTest, PseudoDirectoriesListMountpoints) {
   EXPECT_EQ(p.access(x->node, W_OK).error(), EROFS);
 }
 
+// Issue #14 item 4: a file handle is checked like a node id. The fh of a
+// released file or directory, a forged one, or a directory's fh given to read
+// (and the reverse) answers EBADF; none reaches freed or foreign memory.
+TEST_F(PseudoFsTest, StaleOrForgedFileHandlesAnswerEbadf) {
+  PseudoFs p;
+  ASSERT_TRUE(p.attach("/x/one", fs(), metrics()));
+  auto x = p.lookup(kRootNode, "x");
+  ASSERT_TRUE(x);
+  auto one = p.lookup(x->node, "one");
+  ASSERT_TRUE(one);
+  auto f = p.lookup(one->node, "f");
+  ASSERT_TRUE(f);
+  auto list = [&](std::uint64_t node, std::uint64_t fh) {
+    return p.readdir(node, fh, 0, false, [](const DirEntry&, const NodeEntry*) { return true; });
+  };
+  char buf[8];
+
+  auto fh = p.open(f->node, O_RDONLY);
+  ASSERT_TRUE(fh);
+  auto dir = p.opendir(x->node);
+  ASSERT_TRUE(dir);
+  auto inst_dir = p.opendir(one->node);
+  ASSERT_TRUE(inst_dir);
+  ASSERT_TRUE(p.read(f->node, *fh, buf, sizeof(buf), 0));
+  EXPECT_EQ(p.read(x->node, *dir, buf, sizeof(buf), 0).error(), EBADF) << "a directory's fh";
+  EXPECT_EQ(p.read(one->node, *inst_dir, buf, sizeof(buf), 0).error(), EBADF) << "an instance directory's fh";
+  EXPECT_EQ(list(f->node, *fh).error(), EBADF) << "a file's fh";
+  p.release(x->node, *dir);  // the wrong kind: ignored, the listing stays open
+  ASSERT_TRUE(list(x->node, *dir));
+
+  p.release(f->node, *fh);
+  p.releasedir(x->node, *dir);
+  p.releasedir(one->node, *inst_dir);
+  EXPECT_EQ(p.read(f->node, *fh, buf, sizeof(buf), 0).error(), EBADF) << "released";
+  EXPECT_EQ(list(x->node, *dir).error(), EBADF) << "released";
+  EXPECT_EQ(list(one->node, *inst_dir).error(), EBADF) << "released";
+  p.release(f->node, *fh);  // a second release is ignored
+  p.releasedir(x->node, *dir);
+
+  // A new open may reuse the slot, but not the fh.
+  auto again = p.open(f->node, O_RDONLY);
+  ASSERT_TRUE(again);
+  EXPECT_NE(*again, *fh);
+  EXPECT_EQ(p.read(f->node, *fh, buf, sizeof(buf), 0).error(), EBADF);
+  EXPECT_TRUE(p.read(f->node, *again, buf, sizeof(buf), 0));
+  for (std::uint64_t forged : {std::uint64_t{0}, std::uint64_t{1}, *again + 1, *again ^ (std::uint64_t{1} << 40),
+                               ~std::uint64_t{0}}) {
+    EXPECT_EQ(p.read(f->node, forged, buf, sizeof(buf), 0).error(), EBADF) << forged;
+    EXPECT_EQ(list(x->node, forged).error(), EBADF) << forged;
+    p.release(f->node, forged);
+  }
+  EXPECT_TRUE(p.read(f->node, *again, buf, sizeof(buf), 0)) << "forged releases left the real handle alone";
+  p.release(f->node, *again);
+}
+
 TEST_F(PseudoFsTest, PassthroughRefusesWritesAndEscapes) {
   auto inst = fs();
   EXPECT_EQ(inst->open(PassthroughFs::kRootIno, O_RDWR).error(), EROFS);

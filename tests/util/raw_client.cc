@@ -15,6 +15,7 @@
 #include <utility>
 
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 
 namespace nydus::testutil {
 namespace {
@@ -120,11 +121,18 @@ RawClient& RawClient::operator=(RawClient&& other) noexcept {
 
 RawClient::~RawClient() { close(); }
 
+RawClient RawClient::unconnected(std::string why) {
+  RawClient c(-1);
+  c.error_ = std::move(why);
+  return c;
+}
+
 void RawClient::close() {
   if (fd_ >= 0) ::close(std::exchange(fd_, -1));
 }
 
 bool RawClient::send(std::string_view bytes) {
+  if (fd_ < 0) return false;  // unconnected(): keeps its reason in error_
   while (!bytes.empty()) {
     ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
     if (n < 0) {
@@ -163,6 +171,7 @@ bool RawClient::fill(Clock::time_point deadline) {
 }
 
 std::optional<HttpReply> RawClient::read_reply(std::chrono::milliseconds timeout) {
+  if (fd_ < 0) return std::nullopt;  // unconnected(): keeps its reason in error_
   auto deadline = Clock::now() + timeout;
   error_.clear();
   std::size_t end;
@@ -218,7 +227,7 @@ bool RawClient::wait_closed(std::chrono::milliseconds timeout) {
 }
 
 bool RawClient::stays_silent(std::chrono::milliseconds duration) {
-  if (!buf_.empty() || eof_) return false;
+  if (!buf_.empty() || eof_ || fd_ < 0) return false;
   fill(Clock::now() + duration);
   return buf_.empty() && !eof_;
 }
@@ -233,8 +242,11 @@ std::optional<HttpReply> round_trip(const std::string& socket_path, std::string_
 TempDir::TempDir() {
   char tmpl[] = "/tmp/nydus-test-XXXXXX";
   if (::mkdtemp(tmpl) == nullptr) {
-    std::fprintf(stderr, "mkdtemp: %s\n", std::strerror(errno));
-    std::abort();
+    // A test failure, not an abort: the path below does not exist, so the
+    // test's own checks fail too, and the other tests of the binary still run.
+    ADD_FAILURE() << "mkdtemp: " << std::strerror(errno);
+    path_ = "/nonexistent/nydus-test-tempdir";
+    return;
   }
   path_ = tmpl;
 }

@@ -55,6 +55,10 @@ class RawClient {
   // Connects to the AF_UNIX stream socket at `path`.
   // Errors: kInvalidArgument (path too long), kIo (socket/connect failed).
   static Result<RawClient> connect(const std::string& path);
+  // A client that never connected: every send and read fails at once with
+  // `why` as last_error(), so a test that could not connect fails its checks
+  // instead of stopping the binary.
+  static RawClient unconnected(std::string why);
 
   RawClient(RawClient&& other) noexcept;
   RawClient& operator=(RawClient&& other) noexcept;
@@ -111,7 +115,7 @@ std::optional<HttpReply> round_trip(const std::string& socket_path, std::string_
 // A unique directory under /tmp, removed with its contents on destruction.
 class TempDir {
  public:
-  TempDir();  // aborts the test (gtest FAIL) if it cannot be made
+  TempDir();  // a test failure (ADD_FAILURE) if it cannot be made
   ~TempDir();
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;

@@ -10,6 +10,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -53,48 +54,7 @@ struct BlobCacheObjectId {  // query of GET/DELETE /api/v2/blobs
 
 using ConfigMap = std::map<std::string, std::string>;  // PUT /api/v1/config
 
-// ---- Operations (contract §2.0) ----
-
-struct GetDaemonInfo {};
-struct GetDaemonInfoV2 {};
-struct ConfigureDaemon { DaemonConf conf; };
-struct GetEvents {};
-struct ExportFsBackendInfo { std::string mountpoint; };
-struct Start {};
-struct Exit {};
-struct SendFuseFd {};
-struct TakeoverFuseFd {};
-struct Mount { std::string mountpoint; ApiMountCmd cmd; };
-struct Remount { std::string mountpoint; ApiMountCmd cmd; };
-struct Umount { std::string mountpoint; };
-struct ExportFsGlobalMetrics { std::optional<std::string> id; };
-struct ExportFsFilesMetrics { std::optional<std::string> id; bool latest_read_files = false; };
-struct ExportFsAccessPatterns { std::optional<std::string> id; };
-struct ExportBackendMetrics { std::optional<std::string> id; };
-struct ExportBlobcacheMetrics { std::optional<std::string> id; };
-struct ExportFsInflightMetrics {};
-// GET /api/v1/metrics/prometheus (ours): every metric in the Prometheus text format.
-struct ExportPrometheusMetrics { bool files = false; };
-struct GetConfig { std::optional<std::string> id; };
-struct UpdateConfig { std::optional<std::string> id; ConfigMap values; };
-struct GetBlobObject { BlobCacheObjectId param; };
-struct CreateBlobObject {
-  BlobCacheEntry entry;
-  config::BlobCacheEntryConfigV2 config;  // the entry's prepared configuration (§3.3.2)
-};
-struct DeleteBlobObject { BlobCacheObjectId param; };
-struct DeleteBlobFile { std::string blob_id; };
-
-using ApiRequest = std::variant<
-    GetDaemonInfo, GetDaemonInfoV2, ConfigureDaemon, GetEvents, ExportFsBackendInfo, Start, Exit, SendFuseFd,
-    TakeoverFuseFd, Mount, Remount, Umount, ExportFsGlobalMetrics, ExportFsFilesMetrics, ExportFsAccessPatterns,
-    ExportBackendMetrics, ExportBlobcacheMetrics, ExportFsInflightMetrics, GetConfig, UpdateConfig, GetBlobObject,
-    CreateBlobObject, DeleteBlobObject, DeleteBlobFile, ExportPrometheusMetrics>;
-
-// Upstream's variant name, e.g. "GetDaemonInfo" (for logs).
-std::string_view request_name(const ApiRequest& r);
-
-// ---- Replies ----
+// ---- Reply payload kinds ----
 
 enum class PayloadKind {
   kEmpty,             // 204
@@ -111,6 +71,138 @@ enum class PayloadKind {
   kBlobObjectList,
   kPrometheus,  // text exposition, not JSON
 };
+
+// ---- Operations (contract §2.0) ----
+//
+// Each operation carries its traits next to its declaration: upstream's
+// variant name (logs), whether it runs on the daemon's worker (state
+// transitions and filesystem work) or inline on the I/O thread (answers from
+// memory), and the payload kind of a successful reply. traits_of() reads them
+// for any ApiRequest; nothing else lists the operations again.
+
+enum class Runs { kInline, kWorker };
+
+struct OpTraits {
+  std::string_view name;
+  Runs runs = Runs::kInline;
+  PayloadKind reply = PayloadKind::kEmpty;
+  bool reply_may_be_empty = false;  // a 204 also fits (no data yet)
+};
+
+struct GetDaemonInfo {
+  static constexpr OpTraits traits{"GetDaemonInfo", Runs::kInline, PayloadKind::kDaemonInfo};
+};
+struct GetDaemonInfoV2 {
+  static constexpr OpTraits traits{"GetDaemonInfoV2", Runs::kInline, PayloadKind::kDaemonInfo};
+};
+struct ConfigureDaemon {
+  static constexpr OpTraits traits{"ConfigureDaemon", Runs::kInline, PayloadKind::kEmpty};
+  DaemonConf conf;
+};
+struct GetEvents {
+  static constexpr OpTraits traits{"GetEvents", Runs::kInline, PayloadKind::kEvents};
+};
+struct ExportFsBackendInfo {
+  static constexpr OpTraits traits{"ExportFsBackendInfo", Runs::kInline, PayloadKind::kFsBackendInfo};
+  std::string mountpoint;
+};
+struct Start {
+  static constexpr OpTraits traits{"Start", Runs::kWorker, PayloadKind::kEmpty};
+};
+// Answered inline, acting only after its 204 has left (§10 #17).
+struct Exit {
+  static constexpr OpTraits traits{"Exit", Runs::kInline, PayloadKind::kEmpty};
+};
+struct SendFuseFd {
+  static constexpr OpTraits traits{"SendFuseFd", Runs::kWorker, PayloadKind::kEmpty};
+};
+struct TakeoverFuseFd {
+  static constexpr OpTraits traits{"TakeoverFuseFd", Runs::kWorker, PayloadKind::kEmpty};
+};
+struct Mount {
+  static constexpr OpTraits traits{"Mount", Runs::kWorker, PayloadKind::kEmpty};
+  std::string mountpoint;
+  ApiMountCmd cmd;
+};
+struct Remount {
+  static constexpr OpTraits traits{"Remount", Runs::kWorker, PayloadKind::kEmpty};
+  std::string mountpoint;
+  ApiMountCmd cmd;
+};
+struct Umount {
+  static constexpr OpTraits traits{"Umount", Runs::kWorker, PayloadKind::kEmpty};
+  std::string mountpoint;
+};
+struct ExportFsGlobalMetrics {
+  static constexpr OpTraits traits{"ExportFsGlobalMetrics", Runs::kInline, PayloadKind::kFsGlobalMetrics};
+  std::optional<std::string> id;
+};
+struct ExportFsFilesMetrics {
+  static constexpr OpTraits traits{"ExportFsFilesMetrics", Runs::kInline, PayloadKind::kFsFilesMetrics};
+  std::optional<std::string> id;
+  bool latest_read_files = false;
+};
+struct ExportFsAccessPatterns {
+  static constexpr OpTraits traits{"ExportFsAccessPatterns", Runs::kInline, PayloadKind::kFsFilesPatterns};
+  std::optional<std::string> id;
+};
+struct ExportBackendMetrics {
+  static constexpr OpTraits traits{"ExportBackendMetrics", Runs::kInline, PayloadKind::kBackendMetrics};
+  std::optional<std::string> id;
+};
+struct ExportBlobcacheMetrics {
+  static constexpr OpTraits traits{"ExportBlobcacheMetrics", Runs::kInline, PayloadKind::kBlobcacheMetrics};
+  std::optional<std::string> id;
+};
+struct ExportFsInflightMetrics {
+  static constexpr OpTraits traits{"ExportFsInflightMetrics", Runs::kInline, PayloadKind::kInflightMetrics, true};
+};
+// GET /api/v1/metrics/prometheus (ours): every metric in the Prometheus text format.
+struct ExportPrometheusMetrics {
+  static constexpr OpTraits traits{"ExportPrometheusMetrics", Runs::kInline, PayloadKind::kPrometheus};
+  bool files = false;
+};
+struct GetConfig {
+  static constexpr OpTraits traits{"GetConfig", Runs::kInline, PayloadKind::kConfig};
+  std::optional<std::string> id;
+};
+struct UpdateConfig {
+  static constexpr OpTraits traits{"UpdateConfig", Runs::kInline, PayloadKind::kEmpty};
+  std::optional<std::string> id;
+  ConfigMap values;
+};
+struct GetBlobObject {
+  static constexpr OpTraits traits{"GetBlobObject", Runs::kInline, PayloadKind::kBlobObjectList};
+  BlobCacheObjectId param;
+};
+struct CreateBlobObject {
+  static constexpr OpTraits traits{"CreateBlobObject", Runs::kWorker, PayloadKind::kEmpty};
+  BlobCacheEntry entry;
+  config::BlobCacheEntryConfigV2 config;  // the entry's prepared configuration (§3.3.2)
+};
+struct DeleteBlobObject {
+  static constexpr OpTraits traits{"DeleteBlobObject", Runs::kWorker, PayloadKind::kEmpty};
+  BlobCacheObjectId param;
+};
+struct DeleteBlobFile {
+  static constexpr OpTraits traits{"DeleteBlobFile", Runs::kWorker, PayloadKind::kEmpty};
+  std::string blob_id;
+};
+
+using ApiRequest = std::variant<
+    GetDaemonInfo, GetDaemonInfoV2, ConfigureDaemon, GetEvents, ExportFsBackendInfo, Start, Exit, SendFuseFd,
+    TakeoverFuseFd, Mount, Remount, Umount, ExportFsGlobalMetrics, ExportFsFilesMetrics, ExportFsAccessPatterns,
+    ExportBackendMetrics, ExportBlobcacheMetrics, ExportFsInflightMetrics, GetConfig, UpdateConfig, GetBlobObject,
+    CreateBlobObject, DeleteBlobObject, DeleteBlobFile, ExportPrometheusMetrics>;
+
+// The traits of the operation `r` holds.
+const OpTraits& traits_of(const ApiRequest& r);
+// Upstream's variant name, e.g. "GetDaemonInfo" (for logs).
+inline std::string_view request_name(const ApiRequest& r) { return traits_of(r).name; }
+// Whether a successful reply of `kind` fits the operation `r`.
+bool payload_fits(const ApiRequest& r, PayloadKind kind);
+
+// ---- Replies ----
 
 // A successful reply: its kind and its JSON text (for kPrometheus the exposition
 // text), already serialised by the daemon, so the transport never re-encodes it.

@@ -75,4 +75,10 @@ std::vector<Problem> validate_blob_entry(const BlobCacheEntryConfigV2& config);
 Result<BlobCacheEntryConfigV2> prepare_blob_entry_config(const std::optional<BlobCacheEntryConfigV2>& v2,
                                                          const std::optional<BlobCacheEntryConfig>& legacy);
 
+// Reads a BlobCacheEntry body's optional per-blob objects, "config" (legacy)
+// then "config_v2", with the caller's reader: a decode error is recorded in
+// its Decoder with the body's positions (the API answers 400 ParseBody).
+void decode_entry_configs(json::ObjectReader& entry, std::optional<BlobCacheEntryConfig>& legacy,
+                          std::optional<BlobCacheEntryConfigV2>& v2);
+
 }  // namespace nydus::config

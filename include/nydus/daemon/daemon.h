@@ -52,6 +52,9 @@ struct DaemonOptions {
   // Bound on each supervisor transfer (a supervisor that never accepts,
   // reads or writes costs at most this).
   std::chrono::milliseconds supervisor_timeout = kSupervisorTimeout;
+  // The events ring (GET /api/v1/daemon/events). Made before the services
+  // that report into it, so they can share it; null: the daemon makes its own.
+  std::shared_ptr<EventRing> events;
 };
 
 // The build information of this binary (also printed by `nydusd --version`).
@@ -85,7 +88,7 @@ class Daemon : public api::ApiHandler {
   void handle(api::ApiRequest request, api::ApiReply reply) override;
 
   DaemonState state() const { return machine_.state(); }
-  EventRing& events() { return events_; }
+  EventRing& events() { return *events_; }
   RuntimeConfigStore& runtime_config() { return runtime_config_; }
 
   class Worker;
@@ -106,14 +109,12 @@ class Daemon : public api::ApiHandler {
   api::ApiResult backend_info(const std::string& mountpoint);
   api::ApiResult metrics(const api::ApiRequest& r);
   api::ApiResult prometheus(bool files);
-  // True for requests answered on the worker thread.
-  static bool is_slow(const api::ApiRequest& r);
   api::ApiResult execute(const api::ApiRequest& r);
 
   const DaemonOptions options_;
   const std::shared_ptr<FsService> fs_;  // null: no filesystem service
   StateMachine machine_;
-  EventRing events_;
+  const std::shared_ptr<EventRing> events_;  // never null
   RuntimeConfigStore runtime_config_;
   std::function<void()> exit_handler_;  // set before the API starts
   std::unique_ptr<Worker> worker_;

@@ -164,11 +164,24 @@ class PseudoFs {
   std::uint64_t next_pseudo_ = kRootNode + 1;                   // guarded by mu_
   unsigned next_slot_ = 1;                                       // guarded by mu_
 
-  std::uint64_t new_handle(std::unique_ptr<Handle> h);
-  std::unique_ptr<Handle> take_handle(std::uint64_t fh);
+  // FUSE file handles are checked like node ids: fh = generation << 32 | slot
+  // index, and a slot takes a new generation when its handle is released, so
+  // the fh of a released handle, a forged one, or a file handle given as a
+  // directory's (or the reverse) answers EBADF instead of reaching memory. A
+  // generation repeats only after 2^32 reuses of the same slot.
+  struct HandleSlot {
+    std::uint32_t generation = 1;
+    std::shared_ptr<Handle> handle;  // null: free
+  };
+  std::uint64_t new_handle(std::shared_ptr<Handle> h);
+  // The open handle `fh` names, if it is one and of the kind asked for.
+  std::shared_ptr<Handle> find_handle(std::uint64_t fh, bool is_dir);
+  // Same, and frees its slot.
+  std::shared_ptr<Handle> take_handle(std::uint64_t fh, bool is_dir);
 
   std::mutex handles_mu_;
-  std::unordered_map<Handle*, std::unique_ptr<Handle>> handles_;  // guarded by handles_mu_: open handles
+  std::vector<HandleSlot> handle_slots_;     // guarded by handles_mu_
+  std::vector<std::uint32_t> free_handles_;  // guarded by handles_mu_: free slot indexes
 
   std::mutex inval_mu_;
   Invalidator* invalidator_ = nullptr;  // guarded by inval_mu_

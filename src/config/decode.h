@@ -31,7 +31,7 @@
 
 #include "nydus/config/blob_entry.h"
 #include "nydus/config/config_v2.h"
-#include "nydus/config/legacy.h"
+#include "config/legacy.h"
 #include "nydus/json.h"
 #include "nydus/result.h"
 

@@ -1,5 +1,7 @@
 #include "http_session.h"
 
+#include <algorithm>
+#include <cassert>
 #include <exception>
 #include <utility>
 
@@ -130,9 +132,10 @@ void Session::shutdown() {
 // answers given inline meanwhile go out together in one write at the end:
 // one wake-up of a pipelining client instead of one per response.
 void Session::process() {
-  in_process_ = true;
+  // With a write in flight nothing can start a write anyway.
+  if (write_ == WriteState::kIdle) set_write(WriteState::kHeld);
   process_buffered();
-  in_process_ = false;
+  if (write_ == WriteState::kHeld) set_write(WriteState::kIdle);
   maybe_write();
   resume_reading();
 }
@@ -142,33 +145,32 @@ void Session::process() {
 // sent its next request, so the read finds data instead of costing a
 // recv() that answers EAGAIN. A client cannot make us buffer more meanwhile.
 void Session::resume_reading() {
-  if (want_read_ && !reading_ && !writing_ && !closed_ && !read_done_) start_read();
+  if (read_ == ReadState::kWant && write_ == WriteState::kIdle) start_read();
 }
 
 void Session::process_buffered() {
-  while (!read_done_ && !closed_) {
+  while (read_ == ReadState::kIdle) {
     if (slots_.size() >= server_->options.pipeline_limit) {
-      paused_ = true;
+      set_read(ReadState::kPaused);
       cancel_deadline();
       return;
     }
     ParseEvent ev = reader_.parse();
     switch (ev.kind) {
       case ParseEvent::Kind::kNeedMore:
+        set_read(ReadState::kWant);
         update_deadline();
-        want_read_ = true;
         return;
       case ParseEvent::Kind::kContinue:
         slots_.emplace_back();
         slots_.back().head = http_wire::kContinue;
         slots_.back().ready = true;
         slots_.back().interim = true;
-        continue_pending_ = true;
         maybe_write();
         break;
       case ParseEvent::Kind::kRequest:
         cancel_deadline();
-        if (ev.close) read_done_ = true;  // requests after it would go unanswered
+        if (ev.close) end_reading();  // requests after it would go unanswered
         dispatch(std::move(ev.request), ev.close);
         break;
       case ParseEvent::Kind::kError:
@@ -181,8 +183,7 @@ void Session::process_buffered() {
 }
 
 void Session::start_read() {
-  want_read_ = false;
-  reading_ = true;
+  set_read(ReadState::kReading);
   socket_.async_read_some(reader_.prepare(),
                           [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
                             self->on_read(ec, n);
@@ -190,16 +191,15 @@ void Session::start_read() {
 }
 
 void Session::on_read(const boost::system::error_code& ec, std::size_t n) {
-  reading_ = false;
-  if (closed_ || read_done_) return;  // e.g. a 408 was queued meanwhile
+  if (read_ == ReadState::kDone) return;  // e.g. a 408 was queued meanwhile, or closed
   if (ec == asio::error::eof) {
     // Half-close: answer everything received, then close (wire contract §10 #9).
-    read_done_ = true;
+    end_reading();
     cancel_deadline();
     ParseEvent ev = reader_.finish();
     if (ev.kind == ParseEvent::Kind::kError) {
       push_error(ev.status, ev.code, std::move(ev.message));
-    } else if (slots_.empty() && !writing_) {
+    } else if (slots_.empty() && !writing()) {
       close_now();
     }
     return;
@@ -209,6 +209,7 @@ void Session::on_read(const boost::system::error_code& ec, std::size_t n) {
     close_now();
     return;
   }
+  set_read(ReadState::kIdle);
   reader_.commit(n);
   process();
 }
@@ -238,7 +239,7 @@ void Session::dispatch(HttpRequest request, bool close) {
 // A transport error ends the request stream: it is the last slot, and the
 // connection closes once it is written.
 void Session::push_error(unsigned status, std::string_view code, std::string message) {
-  read_done_ = true;
+  end_reading();
   cancel_deadline();
   spdlog::debug("HTTP transport error {} {}: {}", status, code, message);
   HttpResponse r = http_wire::error_response(status, code, message);
@@ -253,7 +254,7 @@ void Session::push_error(unsigned status, std::string_view code, std::string mes
 // Session: writing -------------------------------------------------------------
 
 void Session::fill(std::uint64_t seq, HttpResponse response) {
-  if (closed_ || seq < front_seq_ || seq - front_seq_ >= slots_.size()) {
+  if (closed() || seq < front_seq_ || seq - front_seq_ >= slots_.size()) {
     // The connection is gone: the response can never be written.
     run_callback(response.on_sent);
     return;
@@ -261,7 +262,7 @@ void Session::fill(std::uint64_t seq, HttpResponse response) {
   Slot& slot = slots_[seq - front_seq_];
   if (slot.ready) return;  // cannot happen: Responder delivers once
   http_wire::sanitize(response);
-  if (response.close) read_done_ = true;  // later requests would be dropped unanswered
+  if (response.close) end_reading();  // later requests would be dropped unanswered
   slot.close = slot.close || response.close;
   slot.head = http_wire::format_head(response.status, response.body.size(), slot.close, response.content_type);
   slot.body = std::move(response.body);
@@ -272,7 +273,7 @@ void Session::fill(std::uint64_t seq, HttpResponse response) {
 
 // Sends the ready slots at the front of the queue, in one writev().
 void Session::maybe_write() {
-  if (writing_ || in_process_ || closed_ || slots_.empty() || !slots_.front().ready) return;
+  if (write_ != WriteState::kIdle || slots_.empty() || !slots_.front().ready) return;
   std::size_t nbufs = 0;
   write_slots_ = 0;
   for (const Slot& slot : slots_) {
@@ -282,7 +283,7 @@ void Session::maybe_write() {
     ++write_slots_;
     if (slot.close) break;  // nothing after it is sent
   }
-  writing_ = true;
+  set_write(WriteState::kWriting);
   asio::async_write(socket_, BufferSpan{write_bufs_.data(), write_bufs_.data() + nbufs},
                     [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
                       self->on_write(ec);
@@ -290,11 +291,12 @@ void Session::maybe_write() {
 }
 
 void Session::on_write(const boost::system::error_code& ec) {
-  writing_ = false;
-  if (closed_) {
+  if (write_ == WriteState::kClosing) {
+    set_write(WriteState::kClosed);
     drop_slots();  // closed while the write was in flight
     return;
   }
+  set_write(WriteState::kIdle);
   if (ec) {
     spdlog::debug("HTTP write failed: {}", ec.message());
     close_now();
@@ -306,7 +308,6 @@ void Session::on_write(const boost::system::error_code& ec) {
   bool close = false;
   for (std::size_t i = 0; i < write_slots_; ++i) {
     Slot& slot = slots_.front();
-    if (slot.interim) continue_pending_ = false;
     close = close || slot.close;
     if (slot.on_sent) callbacks.push_back(std::move(slot.on_sent));
     slots_.pop_front();
@@ -315,15 +316,15 @@ void Session::on_write(const boost::system::error_code& ec) {
   write_slots_ = 0;
   if (close) {
     close_now();
-  } else if (paused_ && slots_.size() < server_->options.pipeline_limit) {
-    paused_ = false;
+  } else if (read_ == ReadState::kPaused && slots_.size() < server_->options.pipeline_limit) {
+    set_read(ReadState::kIdle);
     process();
-  } else if (reading_ || want_read_) {
+  } else if (read_ == ReadState::kReading || read_ == ReadState::kWant) {
     update_deadline();  // a written 100 Continue starts the body deadline
   }
   for (auto& fn : callbacks) run_callback(fn);
-  if (closed_) return;
-  if (read_done_ && slots_.empty() && !writing_) {
+  if (closed()) return;
+  if (read_ == ReadState::kDone && slots_.empty() && !writing()) {
     close_now();  // half-closed client fully answered
   } else {
     maybe_write();
@@ -332,16 +333,37 @@ void Session::on_write(const boost::system::error_code& ec) {
 }
 
 void Session::close_now() {
-  if (closed_) return;
-  closed_ = true;
-  read_done_ = true;
+  if (closed()) return;
+  bool in_flight = writing();
+  set_write(in_flight ? WriteState::kClosing : WriteState::kClosed);
+  end_reading();
   cancel_deadline();
   boost::system::error_code ignored;
   socket_.shutdown(asio::socket_base::shutdown_both, ignored);
   socket_.close(ignored);
   server_->remove(this);
   // A write in flight still references its slots; on_write drops them.
-  if (!writing_) drop_slots();
+  if (!in_flight) drop_slots();
+}
+
+void Session::set_read(ReadState to) {
+  if (!legal(read_, to)) {
+    spdlog::error("HTTP session: illegal read transition {} -> {}", static_cast<int>(read_), static_cast<int>(to));
+    assert(false && "illegal read transition");
+  }
+  read_ = to;
+}
+
+void Session::set_write(WriteState to) {
+  if (!legal(write_, to)) {
+    spdlog::error("HTTP session: illegal write transition {} -> {}", static_cast<int>(write_), static_cast<int>(to));
+    assert(false && "illegal write transition");
+  }
+  write_ = to;
+}
+
+bool Session::continue_pending() const {
+  return std::any_of(slots_.begin(), slots_.end(), [](const Slot& s) { return s.interim; });
 }
 
 // After close: responses never written still get their on_sent.
@@ -359,7 +381,7 @@ void Session::update_deadline() {
   switch (reader_.phase()) {
     case ReadPhase::kIdle: break;
     case ReadPhase::kHeader: want = Deadline::kHeader; break;
-    case ReadPhase::kBody: want = continue_pending_ ? Deadline::kNone : Deadline::kBody; break;
+    case ReadPhase::kBody: want = continue_pending() ? Deadline::kNone : Deadline::kBody; break;
   }
   if (want == deadline_) return;  // a running header deadline keeps its start
   cancel_deadline();
@@ -377,7 +399,7 @@ void Session::cancel_deadline() {
 
 void Session::on_deadline(const boost::system::error_code& ec) {
   // A completion queued just before a cancel, or for an earlier arming.
-  if (ec || closed_ || deadline_ == Deadline::kNone || timer_.expiry() > std::chrono::steady_clock::now()) return;
+  if (ec || closed() || deadline_ == Deadline::kNone || timer_.expiry() > std::chrono::steady_clock::now()) return;
   auto ms = server_->options.header_timeout.count();
   std::string message = deadline_ == Deadline::kHeader
                             ? fmt::format("request header not received within {} ms", ms)

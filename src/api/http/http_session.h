@@ -60,6 +60,58 @@ using Timer = asio::basic_waitable_timer<std::chrono::steady_clock,
 
 class Session;
 
+// A session's read side. Transitions (anything else is a bug, see legal()):
+//   kIdle -> kWant (more bytes needed) | kPaused (pipeline_limit) | kDone
+//   kWant -> kReading (no write in flight) | kDone
+//   kReading -> kIdle (bytes arrived) | kDone (EOF, error, or ended meanwhile)
+//   kPaused -> kIdle (writes freed slots) | kDone
+//   kDone is final.
+enum class ReadState {
+  kIdle,     // no read in flight or wanted: parsing what is buffered, or not started
+  kWant,     // more bytes needed; the read starts once no write is in flight
+  kReading,  // a read is in flight
+  kPaused,   // stopped at pipeline_limit until writes free slots
+  kDone,     // no further request will be read; a read still in flight is ignored
+};
+
+// A session's write side. Transitions:
+//   kIdle -> kHeld (process() batches inline answers) | kWriting | kClosed
+//   kHeld -> kIdle | kClosed
+//   kWriting -> kIdle (written) | kClosing (closed meanwhile)
+//   kClosing -> kClosed (the write's completion drops the slots)
+//   kClosed is final.
+enum class WriteState {
+  kIdle,     // nothing in flight; a ready front slot may be written
+  kHeld,     // inside process(): answers given inline wait to go out in one write
+  kWriting,  // a write is in flight
+  kClosing,  // socket closed while a write was in flight; it still references its slots
+  kClosed,   // socket closed; responses are discarded
+};
+
+constexpr bool legal(ReadState from, ReadState to) {
+  using R = ReadState;
+  switch (from) {
+    case R::kIdle: return to == R::kWant || to == R::kPaused || to == R::kDone;
+    case R::kWant: return to == R::kReading || to == R::kDone;
+    case R::kReading: return to == R::kIdle || to == R::kDone;
+    case R::kPaused: return to == R::kIdle || to == R::kDone;
+    case R::kDone: return to == R::kDone;
+  }
+  return false;
+}
+
+constexpr bool legal(WriteState from, WriteState to) {
+  using W = WriteState;
+  switch (from) {
+    case W::kIdle: return to == W::kHeld || to == W::kWriting || to == W::kClosed;
+    case W::kHeld: return to == W::kIdle || to == W::kClosed;
+    case W::kWriting: return to == W::kIdle || to == W::kClosing;
+    case W::kClosing: return to == W::kClosed;
+    case W::kClosed: return false;
+  }
+  return false;
+}
+
 // What the server and its sessions share. Sessions hold it by shared_ptr, so
 // it outlives each of them; it holds no I/O object (the io_context is only
 // referenced weakly), so queued handlers never keep the io_context alive.
@@ -135,6 +187,15 @@ class Session : public std::enable_shared_from_this<Session> {
   void on_deadline(const boost::system::error_code& ec);
   void close_now();
   void drop_slots();
+  // Checked transitions: an illegal one asserts in debug builds and is logged
+  // as an error in release builds (the state is set anyway).
+  void set_read(ReadState to);
+  void set_write(WriteState to);
+  void end_reading() { set_read(ReadState::kDone); }
+  bool closed() const { return write_ == WriteState::kClosing || write_ == WriteState::kClosed; }
+  bool writing() const { return write_ == WriteState::kWriting || write_ == WriteState::kClosing; }
+  // A queued 100 Continue is not written yet: the body deadline waits for it.
+  bool continue_pending() const;
 
   const Strand strand_;  // the socket's executor; a copy readable from any thread
   Socket socket_;
@@ -146,14 +207,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::array<asio::const_buffer, 2 * kMaxBatch> write_bufs_{};
   std::size_t write_slots_ = 0;  // slots in the write in flight
   Deadline deadline_ = Deadline::kNone;
-  bool reading_ = false;           // a read is in flight
-  bool want_read_ = false;         // more bytes needed; the read starts once no write is in flight
-  bool read_done_ = false;         // no further request will be read
-  bool paused_ = false;            // reading stopped at pipeline_limit
-  bool writing_ = false;           // a write is in flight
-  bool in_process_ = false;        // inside process(): writes wait until it ends
-  bool closed_ = false;            // socket closed; responses are discarded
-  bool continue_pending_ = false;  // a queued 100 Continue is not written yet
+  ReadState read_ = ReadState::kIdle;
+  WriteState write_ = WriteState::kIdle;
 };
 
 }  // namespace nydus::api

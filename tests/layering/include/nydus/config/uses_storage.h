@@ -1,0 +1,3 @@
+// breaks: config is below storage.
+#pragma once
+#include <nydus/storage/image.h>

@@ -1,0 +1,2 @@
+// breaks: the HTTP transport knows no routes.
+#include "nydus/api/router.h"

@@ -1,0 +1,2 @@
+// breaks: fs must not see the daemon.
+#include "nydus/daemon/daemon.h"

@@ -1,0 +1,3 @@
+// fine: fs on storage and common.
+#include "nydus/result.h"
+#include "nydus/storage/image.h"

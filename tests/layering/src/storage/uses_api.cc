@@ -1,0 +1,2 @@
+// breaks: storage must not see the api model.
+#include "nydus/api/types.h"
