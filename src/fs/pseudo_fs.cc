@@ -97,28 +97,72 @@ std::uint64_t PseudoFs::new_handle(std::unique_ptr<Handle> h) {
 
 std::unique_ptr<PseudoFs::Handle> PseudoFs::take_handle(std::uint64_t fh) {
   std::lock_guard lock(handles_mu_);
-  auto it = handles_.find(reinterpret_cast<Handle*>(fh));
-  if (it == handles_.end()) return nullptr;
-  auto h = std::move(it->second);
-  handles_.erase(it);
-  return h;
+  if (auto it = handles_.find(reinterpret_cast<Handle*>(fh)); it != handles_.end()) {
+    auto h = std::move(it->second);
+    handles_.erase(it);
+    return h;
+  }
+  if (auto it = reopened_.find(fh); it != reopened_.end()) {
+    auto h = std::move(it->second);
+    reopened_.erase(it);
+    return h;
+  }
+  return nullptr;
+}
+
+// The handle `fh` of `node`. A value this process never handed out (a handle
+// the kernel got from the daemon before a live upgrade or failover), or one
+// of another node, is reopened from the node id once and kept under that
+// value until its release: RAFS reads and listings are stateless, so the new
+// handle serves exactly what the old one did.
+FsResult<PseudoFs::Handle*> PseudoFs::handle_for(std::uint64_t node, std::uint64_t fh, bool dir) {
+  {
+    std::lock_guard lock(handles_mu_);
+    if (auto it = handles_.find(reinterpret_cast<Handle*>(fh)); it != handles_.end() && handle_node(*it->second) == node) {
+      return it->second.get();
+    }
+    if (auto it = reopened_.find(fh); it != reopened_.end() && handle_node(*it->second) == node) return it->second.get();
+  }
+  auto raw = dir ? opendir(node) : open(node, O_RDONLY);  // registers a handle of this process
+  if (!raw) return fs_error(raw.error());
+  auto h = take_handle(*raw);
+  Handle* out = h.get();
+  std::unique_ptr<Handle> replaced;
+  {
+    std::lock_guard lock(handles_mu_);
+    auto& slot = reopened_[fh];
+    replaced = std::move(slot);  // a racing reopen of the same value; its reader has finished with it
+    slot = std::move(h);
+  }
+  if (replaced) close_handle(std::move(replaced));
+  return out;
+}
+
+std::uint64_t PseudoFs::handle_node(const Handle& h) const {
+  if (!h.inst) return h.ino;
+  return node_of(*h.inst, h.ino);
+}
+
+void PseudoFs::close_handle(std::unique_ptr<Handle> h) {
+  if (!h || !h->inst) return;
+  if (h->is_dir) {
+    h->inst->fs->releasedir(h->ino, h->fh);
+  } else {
+    h->inst->fs->release(h->ino, h->fh);
+    h->inst->metrics->released();
+  }
 }
 
 void PseudoFs::release_all_handles() {
   decltype(handles_) all;
+  decltype(reopened_) reopened;
   {
     std::lock_guard lock(handles_mu_);
     all.swap(handles_);
+    reopened.swap(reopened_);
   }
-  for (auto& [raw, h] : all) {
-    if (!h->inst) continue;
-    if (h->is_dir) {
-      h->inst->fs->releasedir(h->ino, h->fh);
-    } else {
-      h->inst->fs->release(h->ino, h->fh);
-      h->inst->metrics->released();
-    }
-  }
+  for (auto& [raw, h] : all) close_handle(std::move(h));
+  for (auto& [fh, h] : reopened) close_handle(std::move(h));
 }
 
 Result<std::string> PseudoFs::normalize(std::string_view mp) {
@@ -190,6 +234,19 @@ std::vector<PseudoFs::Invalidation> PseudoFs::invalidations_for(const std::strin
 }
 
 Result<void> PseudoFs::attach(std::string_view mountpoint, std::shared_ptr<Filesystem> fs, std::shared_ptr<FsMetrics> metrics) {
+  return attach_impl(mountpoint, std::move(fs), std::move(metrics), std::nullopt);
+}
+
+Result<void> PseudoFs::attach_at(std::string_view mountpoint, std::shared_ptr<Filesystem> fs,
+                                 std::shared_ptr<FsMetrics> metrics, Placement at) {
+  if (at.slot == 0 || at.slot > kMaxInstances || at.epoch == 0) {
+    return fail(ErrorCode::kInvalidArgument, fmt::format("invalid slot {} epoch {}", at.slot, at.epoch));
+  }
+  return attach_impl(mountpoint, std::move(fs), std::move(metrics), at);
+}
+
+Result<void> PseudoFs::attach_impl(std::string_view mountpoint, std::shared_ptr<Filesystem> fs,
+                                   std::shared_ptr<FsMetrics> metrics, std::optional<Placement> at) {
   auto mp = normalize(mountpoint);
   if (!mp) return tl::unexpected(mp.error());
   std::vector<Invalidation> inval;
@@ -218,7 +275,11 @@ Result<void> PseudoFs::attach(std::string_view mountpoint, std::shared_ptr<Files
         return fail(ErrorCode::kInvalidArgument, fmt::format("mountpoint {} has mountpoints below it", *mp));
     }
     unsigned slot = 0;
-    for (unsigned k = 0; k < kMaxInstances; ++k) {
+    if (at) {
+      if (slots_[at->slot]) return fail(ErrorCode::kAlreadyExists, fmt::format("slot {} is in use", at->slot));
+      slot = at->slot;
+    }
+    for (unsigned k = 0; k < kMaxInstances && slot == 0; ++k) {
       unsigned s = (next_slot_ - 1 + k) % kMaxInstances + 1;
       if (!slots_[s]) {
         slot = s;
@@ -229,7 +290,7 @@ Result<void> PseudoFs::attach(std::string_view mountpoint, std::shared_ptr<Files
       return fail(ErrorCode::kInvalidArgument,
                   fmt::format("too many filesystem instances: the limit is {} per daemon", kMaxInstances));
     }
-    next_slot_ = slot % kMaxInstances + 1;
+    if (!at) next_slot_ = slot % kMaxInstances + 1;
     // Create the pseudo directories.
     cur = kRootNode;
     for (const auto& c : comps) {
@@ -249,7 +310,8 @@ Result<void> PseudoFs::attach(std::string_view mountpoint, std::shared_ptr<Files
     inst->metrics = std::move(metrics);
     inst->mountpoint = *mp;
     inst->slot = slot;
-    if (++epochs_[slot] == 0) epochs_[slot] = 1;
+    if (at) epochs_[slot] = at->epoch;  // the ids the kernel holds name this epoch
+    else if (++epochs_[slot] == 0) epochs_[slot] = 1;
     inst->epoch = epochs_[slot];
     inst->at_root = (*mp == "/");
     inst->metrics->file_seen(inst->fs->root());
@@ -481,8 +543,10 @@ FsResult<std::uint64_t> PseudoFs::open(std::uint64_t node, int flags) {
   return new_handle(std::move(h));
 }
 
-FsResult<std::size_t> PseudoFs::read(std::uint64_t, std::uint64_t fh, char* buf, std::size_t size, off_t off) {
-  auto* h = reinterpret_cast<Handle*>(fh);
+FsResult<std::size_t> PseudoFs::read(std::uint64_t node, std::uint64_t fh, char* buf, std::size_t size, off_t off) {
+  auto found = handle_for(node, fh, false);
+  if (!found) return fs_error(found.error());
+  Handle* h = *found;
   auto start = std::chrono::steady_clock::now();
   auto n = h->inst->fs->read(h->ino, h->fh, buf, size, off);
   auto latency = std::chrono::steady_clock::now() - start;
@@ -493,10 +557,11 @@ FsResult<std::size_t> PseudoFs::read(std::uint64_t, std::uint64_t fh, char* buf,
 
 void PseudoFs::release(std::uint64_t, std::uint64_t fh) {
   auto h = take_handle(fh);
-  if (!h) return;
-  h->inst->fs->release(h->ino, h->fh);
-  h->inst->metrics->released();
-  h->inst->metrics->record(Fop::kRelease, h->ino, true);
+  if (!h || !h->inst) return;
+  auto inst = h->inst;
+  Ino ino = h->ino;
+  close_handle(std::move(h));
+  inst->metrics->record(Fop::kRelease, ino, true);
 }
 
 FsResult<std::uint64_t> PseudoFs::opendir(std::uint64_t node) {
@@ -521,7 +586,9 @@ FsResult<std::uint64_t> PseudoFs::opendir(std::uint64_t node) {
 }
 
 FsResult<void> PseudoFs::readdir(std::uint64_t node, std::uint64_t fh, std::uint64_t off, bool plus, const NodeSink& sink) {
-  auto* h = reinterpret_cast<Handle*>(fh);
+  auto found = handle_for(node, fh, true);
+  if (!found) return fs_error(found.error());
+  Handle* h = *found;
   if (!h->inst) {
     // Pseudo listing: ".", "..", then the snapshot; offsets are positions.
     for (std::uint64_t i = off; i < h->pseudo_names.size() + 2; ++i) {
@@ -582,10 +649,7 @@ FsResult<void> PseudoFs::readdir(std::uint64_t node, std::uint64_t fh, std::uint
   return {};
 }
 
-void PseudoFs::releasedir(std::uint64_t, std::uint64_t fh) {
-  auto h = take_handle(fh);
-  if (h && h->inst) h->inst->fs->releasedir(h->ino, h->fh);
-}
+void PseudoFs::releasedir(std::uint64_t, std::uint64_t fh) { close_handle(take_handle(fh)); }
 
 FsResult<struct statvfs> PseudoFs::statfs(std::uint64_t node) {
   auto r = resolve(node);

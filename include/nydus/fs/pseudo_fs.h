@@ -16,6 +16,10 @@
 // shadow the root instance's entries of the same name, and the root listing
 // is the instance's. Other mountpoints may not nest.
 //
+// File handles: the fh values the kernel holds are this process's handles;
+// an unknown value (one a previous daemon handed out before a live upgrade or
+// failover) is reopened from the request's node id on first use.
+//
 // Detach works like a lazy unmount: open files and directories of the old
 // instance keep working until released; everything else of it answers ESTALE.
 // After attach/swap/detach the kernel's cached entries for the mountpoint (and
@@ -99,6 +103,11 @@ class PseudoFs {
   // Errors: kInvalidArgument (bad or nested path; all kMaxInstances slots
   // used: "too many filesystem instances: the limit is 255 per daemon"), kAlreadyExists.
   Result<void> attach(std::string_view mountpoint, std::shared_ptr<Filesystem> fs, std::shared_ptr<FsMetrics> metrics);
+  // attach() at a given slot and epoch (live upgrade: the node ids the kernel
+  // holds from the previous daemon stay valid). kAlreadyExists if the slot is
+  // in use, kInvalidArgument for slot 0, > kMaxInstances or epoch 0.
+  Result<void> attach_at(std::string_view mountpoint, std::shared_ptr<Filesystem> fs, std::shared_ptr<FsMetrics> metrics,
+                         Placement at);
   // Replaces the instance in place (same slot, new epoch). kNotFound if none.
   Result<void> swap(std::string_view mountpoint, std::shared_ptr<Filesystem> fs, std::shared_ptr<FsMetrics> metrics);
   // kNotFound if nothing is attached there.
@@ -160,11 +169,18 @@ class PseudoFs {
   std::uint64_t next_pseudo_ = kRootNode + 1;                   // guarded by mu_
   unsigned next_slot_ = 1;                                       // guarded by mu_
 
+  Result<void> attach_impl(std::string_view mountpoint, std::shared_ptr<Filesystem> fs,
+                           std::shared_ptr<FsMetrics> metrics, std::optional<Placement> at);
   std::uint64_t new_handle(std::unique_ptr<Handle> h);
   std::unique_ptr<Handle> take_handle(std::uint64_t fh);
+  FsResult<Handle*> handle_for(std::uint64_t node, std::uint64_t fh, bool dir);
+  std::uint64_t handle_node(const Handle& h) const;
+  static void close_handle(std::unique_ptr<Handle> h);
 
   std::mutex handles_mu_;
   std::unordered_map<Handle*, std::unique_ptr<Handle>> handles_;  // guarded by handles_mu_: open handles
+  // Handles the kernel got from a previous daemon, reopened on first use (handle_for).
+  std::unordered_map<std::uint64_t, std::unique_ptr<Handle>> reopened_;  // guarded by handles_mu_
 
   std::mutex inval_mu_;
   Invalidator* invalidator_ = nullptr;  // guarded by inval_mu_
