@@ -9,6 +9,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -20,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "util/nydusd_fuse_fixture.h"
+#include "util/registry_server.h"
 #include "util/test_supervisor.h"
 
 namespace nydus::testutil {
@@ -150,13 +152,15 @@ class UpgradeTest : public NydusdFuseFixture {
   }
 
   // §6.6 A: sendfd while the supervisor stores; keeps the state and a descriptor.
-  void save_state() {
+  void save_state(const std::string& sock = "") {
+    served_.reset();  // it listens on the same path
     TestSupervisor store(sup_, TestSupervisor::Mode::kStore);
-    auto r = call("PUT", "/api/v1/daemon/fuse/sendfd");
-    ASSERT_EQ(r.status, 204u) << r.body << daemon_->log();
+    auto r = call_at(sock.empty() ? sock_ : sock, "PUT", "/api/v1/daemon/fuse/sendfd");
+    ASSERT_EQ(r.status, 204u) << r.body;
     store.wait_done();
     ASSERT_EQ(store.fds().size(), 1u);
     state_ = store.bytes();
+    if (fuse_fd_ >= 0) ::close(fuse_fd_);
     fuse_fd_ = ::fcntl(store.fds()[0], F_DUPFD_CLOEXEC, 0);
     ASSERT_GE(fuse_fd_, 0);
   }
@@ -169,6 +173,34 @@ class UpgradeTest : public NydusdFuseFixture {
     next_ = std::make_unique<DaemonProcess>(args, dir_.file("nydusd2.log"));
     ASSERT_TRUE(next_->wait_for_socket(sock)) << next_->log();
     ASSERT_TRUE(wait_state(sock, "INIT")) << next_->log();
+  }
+
+  // Descriptors of this process, but the readers' files (opened and closed all the time).
+  std::vector<std::string> open_fds() const {
+    std::vector<std::string> out;
+    for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+      std::error_code ec;
+      std::string target = std::filesystem::read_symlink(e.path(), ec).string();
+      // Skipped: closed meanwhile, or a reader's file.
+      if (!ec && target.rfind(mnt_, 0) != 0) out.push_back(e.path().filename().string() + " " + target);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+  // Children of this process that exited and were not reaped.
+  static std::size_t zombie_children() {
+    std::size_t n = 0;
+    const std::string me = std::to_string(::getpid());
+    for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+      std::ifstream in(e.path() / "status");
+      std::string line, state, ppid;
+      while (std::getline(in, line)) {
+        if (line.rfind("State:", 0) == 0) state = line;
+        if (line.rfind("PPid:", 0) == 0) ppid = line.substr(line.find_first_not_of(" \t", 5));
+      }
+      if (ppid == me && state.find('Z') != std::string::npos) ++n;
+    }
+    return n;
   }
 
   std::string fmt_conn(const char* file) const {
@@ -258,6 +290,78 @@ TEST_F(UpgradeTest, FailoverAfterKill9WithResendLosesNoRead) {
   EXPECT_NE(next_->log().find("failover: "), std::string::npos) << next_->log();
   auto info = Json::parse(call_at(sock_, "GET", "/api/v1/daemon").body);
   EXPECT_EQ(info["backend_collection"]["/r"]["backend_type"], "Rafs") << info.dump();
+}
+
+// 100 hot upgrades in a row under the same load (issue #15): no read fails
+// or hangs, every old daemon exits 0 and is reaped (no zombie), and the test
+// process (the supervisor's side) holds no more descriptors than before.
+TEST_F(UpgradeTest, HundredHotUpgradesInARowUnderLoad) {
+  auto files = start_first();
+  ASSERT_FALSE(files.empty());
+  Readers readers(files, 8);
+  ASSERT_TRUE(readers.progress(5)) << readers.first_failure();
+  std::unique_ptr<DaemonProcess> cur = std::move(daemon_);
+  std::string from = sock_;
+  const std::string socks[2] = {dir_.file("api-a.sock"), dir_.file("api-b.sock")};
+  std::vector<std::string> fds_before;
+  for (int i = 0; i < 100; ++i) {
+    const std::string& to = socks[i % 2];
+    ASSERT_NO_FATAL_FAILURE(save_state(from));
+    ASSERT_NO_FATAL_FAILURE(start_next(to, {"--upgrade", "--thread-num", "4"}));
+    ASSERT_EQ(call_at(to, "PUT", "/api/v1/daemon/fuse/takeover").status, 204u) << next_->log();
+    ASSERT_EQ(call_at(from, "PUT", "/api/v1/daemon/exit").status, 204u);
+    ASSERT_EQ(cur->wait_exit(), 0) << cur->log();
+    ASSERT_EQ(call_at(to, "PUT", "/api/v1/daemon/start").status, 204u) << next_->log();
+    ASSERT_TRUE(wait_state(to, "RUNNING")) << next_->log();
+    ASSERT_TRUE(readers.progress(1)) << "round " << i << ": " << readers.first_failure();
+    cur = std::move(next_);
+    from = to;
+    if (i == 0) fds_before = open_fds();
+  }
+  EXPECT_TRUE(readers.stop()) << "a read hung";
+  EXPECT_EQ(readers.failures(), 0u) << readers.first_failure() << cur->log();
+  EXPECT_EQ(open_fds().size(), fds_before.size()) << testing::PrintToString(open_fds()) << testing::PrintToString(fds_before);
+  EXPECT_EQ(zombie_children(), 0u);
+  daemon_ = std::move(cur);  // the fixture's teardown ends the last one
+}
+
+// §6.6 B with a request held by the daemon when it dies: the registry hangs
+// the first blob read, so a worker is inside a READ when kill -9 comes. Only
+// FUSE_NOTIFY_RESEND brings that request to the successor; without it the
+// reader would wait forever.
+TEST_F(UpgradeTest, FailoverResendsTheRequestTheKilledDaemonHeld) {
+  auto files = start_first();  // /r (localfs) gives the expected content
+  ASSERT_FALSE(files.empty());
+  FakeRegistry fake(dir_.path(), kFixture + "/blobs", {"--repo", "library/t"});
+  if (!fake.skip_reason().empty()) GTEST_SKIP() << fake.skip_reason();
+  ASSERT_TRUE(fake.up()) << fake.log();
+  std::string work = dir_.file("cache");
+  std::filesystem::create_directories(work);
+  Json cfg = {{"device",
+               {{"backend",
+                 {{"type", "registry"},
+                  {"config",
+                   {{"scheme", "http"}, {"host", fake.host()}, {"repo", "library/t"}, {"timeout", 60},
+                    {"connect_timeout", 5}, {"retry_limit", 0}}}}},
+                {"cache", {{"type", "blobcache"}, {"config", {{"work_dir", work}}}}}}},
+              {"mode", "direct"}};
+  std::string body = Json{{"source", kFixture + "/rafs-v6-2.2.boot"}, {"fs_type", "rafs"}, {"config", cfg.dump()}}.dump();
+  auto m = call("POST", "/api/v1/mount?mountpoint=%2Fg", body);
+  ASSERT_EQ(m.status, 204u) << m.body;
+  save_state();
+  fake.control({{"faults", {"hang"}}});
+  std::vector<std::pair<std::string, std::string>> remote;
+  for (std::size_t i = 0; i < files.size(); ++i) remote.emplace_back(mnt_ + "/g/" + kFiles[i], files[i].second);
+  Readers readers(remote, 8);
+  ASSERT_TRUE(eventually([&] { return fake.stats().value("blob_gets", 0) >= 1; })) << fake.log();
+  daemon_->signal(SIGKILL);  // a worker is waiting for the hung blob read
+  EXPECT_EQ(daemon_->wait_exit(), 128 + SIGKILL);
+  start_next(sock_, {"--thread-num", "4", "--failover-policy", "resend"});
+  ASSERT_EQ(call_at(sock_, "PUT", "/api/v1/daemon/fuse/takeover").status, 204u) << next_->log();
+  ASSERT_EQ(call_at(sock_, "PUT", "/api/v1/daemon/start").status, 204u) << next_->log();
+  ASSERT_TRUE(readers.progress(5)) << readers.first_failure() << next_->log();
+  EXPECT_TRUE(readers.stop()) << "a read hung" << next_->log();
+  EXPECT_EQ(readers.failures(), 0u) << readers.first_failure() << next_->log();
 }
 
 }  // namespace
