@@ -5,6 +5,7 @@
 // the mount.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <set>
 #include <thread>
@@ -58,7 +60,10 @@ bool wait_state(const std::string& sock, const std::string& state) {
 // Readers that open, read whole and compare files through the mount until stopped.
 class Readers {
  public:
-  Readers(std::vector<std::pair<std::string, std::string>> files, unsigned n) : files_(std::move(files)) {
+  // `unstick` runs when a reader is still in a read after the hang guard
+  // (it aborts the connection, so the read returns and the test can end).
+  Readers(std::vector<std::pair<std::string, std::string>> files, unsigned n, std::function<void()> unstick)
+      : files_(std::move(files)), unstick_(std::move(unstick)) {
     for (unsigned i = 0; i < n; ++i) done_.push_back(std::async(std::launch::async, [this, i] { run(i); }));
   }
   ~Readers() { stop(); }
@@ -70,10 +75,12 @@ class Readers {
   // Stops and joins; false when a reader is stuck in a read (a hung read).
   bool stop() {
     stop_ = true;
+    const auto deadline = std::chrono::steady_clock::now() + kHangGuard;
     bool ok = true;
     for (auto& f : done_) {
-      if (f.valid() && f.wait_for(kHangGuard) != std::future_status::ready) ok = false;
+      if (f.valid() && f.wait_until(deadline) != std::future_status::ready) ok = false;
     }
+    if (!ok && unstick_) unstick_();
     return ok;
   }
   std::uint64_t reads() const { return reads_.load(); }
@@ -109,6 +116,7 @@ class Readers {
     }
   }
   const std::vector<std::pair<std::string, std::string>> files_;
+  const std::function<void()> unstick_;
   std::atomic<bool> stop_{false};
   std::atomic<std::uint64_t> reads_{0}, failures_{0};
   mutable std::mutex mu_;
@@ -128,9 +136,7 @@ class UpgradeTest : public NydusdFuseFixture {
   void TearDown() override {
     // A failed run may leave readers waiting on a connection nobody serves:
     // abort it (when fusectl is mounted) so they return.
-    if (HasFailure() && conn_ != 0) {
-      std::ofstream(fmt_conn("abort")) << "1";
-    }
+    if (HasFailure()) abort_connection();
     next_.reset();
     served_.reset();
     if (fuse_fd_ >= 0) ::close(fuse_fd_);
@@ -203,6 +209,15 @@ class UpgradeTest : public NydusdFuseFixture {
     return n;
   }
 
+  // Ends the FUSE connection through fusectl (mounted if it is not).
+  void abort_connection() const {
+    if (conn_ == 0) return;
+    if (::access(fmt_conn("abort").c_str(), W_OK) != 0) {
+      ::mount("fusectl", "/sys/fs/fuse/connections", "fusectl", 0, nullptr);
+    }
+    std::ofstream(fmt_conn("abort")) << "1";
+  }
+
   std::string fmt_conn(const char* file) const {
     return "/sys/fs/fuse/connections/" + std::to_string(conn_) + "/" + file;
   }
@@ -226,7 +241,7 @@ TEST_F(UpgradeTest, HotUpgradeUnderLoadLosesNoRead) {
   ASSERT_EQ(::stat(files[0].first.c_str(), &before), 0);
   int held = ::open(files[1].first.c_str(), O_RDONLY);
   ASSERT_GE(held, 0);
-  Readers readers(files, 8);
+  Readers readers(files, 8, [this] { abort_connection(); });
   ASSERT_TRUE(readers.progress(20)) << readers.first_failure();
   save_state();
   start_next(sock2_, {"--upgrade", "--thread-num", "4"});
@@ -271,7 +286,7 @@ TEST_F(UpgradeTest, FailoverAfterKill9WithResendLosesNoRead) {
   struct stat before {};
   ASSERT_EQ(::stat(files[0].first.c_str(), &before), 0);
   save_state();
-  Readers readers(files, 8);
+  Readers readers(files, 8, [this] { abort_connection(); });
   ASSERT_TRUE(readers.progress(20)) << readers.first_failure();
   daemon_->signal(SIGKILL);
   EXPECT_EQ(daemon_->wait_exit(), 128 + SIGKILL);
@@ -298,7 +313,7 @@ TEST_F(UpgradeTest, FailoverAfterKill9WithResendLosesNoRead) {
 TEST_F(UpgradeTest, HundredHotUpgradesInARowUnderLoad) {
   auto files = start_first();
   ASSERT_FALSE(files.empty());
-  Readers readers(files, 8);
+  Readers readers(files, 8, [this] { abort_connection(); });
   ASSERT_TRUE(readers.progress(5)) << readers.first_failure();
   std::unique_ptr<DaemonProcess> cur = std::move(daemon_);
   std::string from = sock_;
@@ -352,7 +367,7 @@ TEST_F(UpgradeTest, FailoverResendsTheRequestTheKilledDaemonHeld) {
   fake.control({{"faults", {"hang"}}});
   std::vector<std::pair<std::string, std::string>> remote;
   for (std::size_t i = 0; i < files.size(); ++i) remote.emplace_back(mnt_ + "/g/" + kFiles[i], files[i].second);
-  Readers readers(remote, 8);
+  Readers readers(remote, 8, [this] { abort_connection(); });
   ASSERT_TRUE(eventually([&] { return fake.stats().value("blob_gets", 0) >= 1; })) << fake.log();
   daemon_->signal(SIGKILL);  // a worker is waiting for the hung blob read
   EXPECT_EQ(daemon_->wait_exit(), 128 + SIGKILL);
