@@ -142,7 +142,8 @@ void raise_nofile(std::uint64_t want) {
 // alive: a supervisor holds it), rather than being dead (ENOTCONN at once) or
 // served. statfs always reaches the connection, so it runs in a child that
 // is killed (FUSE waits yield to SIGKILL, the request is withdrawn) if it
-// has not returned within a second.
+// has not returned within 250 ms (a dead connection answers at once; this
+// wait is part of every failover's pause).
 bool connection_waits_for_daemon(const std::string& path) {
   pid_t pid = fork();
   if (pid == 0) {
@@ -152,7 +153,7 @@ bool connection_waits_for_daemon(const std::string& path) {
   if (pid < 0) return true;  // cannot tell: take §6.4's word
   int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
   pollfd p{pidfd, POLLIN, 0};
-  bool returned = pidfd >= 0 && poll(&p, 1, 1000) == 1;
+  bool returned = pidfd >= 0 && poll(&p, 1, 250) == 1;
   if (pidfd >= 0) close(pidfd);
   if (!returned) kill(pid, SIGKILL);
   waitpid(pid, nullptr, 0);

@@ -555,8 +555,25 @@ FsResult<std::size_t> PseudoFs::read(std::uint64_t node, std::uint64_t fh, char*
   return n;
 }
 
-void PseudoFs::release(std::uint64_t, std::uint64_t fh) {
-  auto h = take_handle(fh);
+// The handle the kernel releases as (`node`, `fh`): a handle of this process
+// naming another node is not it (a previous daemon's value equal to ours).
+std::unique_ptr<PseudoFs::Handle> PseudoFs::take_released(std::uint64_t node, std::uint64_t fh) {
+  {
+    std::lock_guard lock(handles_mu_);
+    auto it = handles_.find(reinterpret_cast<Handle*>(fh));
+    if (it != handles_.end() && handle_node(*it->second) != node) {
+      auto r = reopened_.find(fh);
+      if (r == reopened_.end()) return nullptr;
+      auto h = std::move(r->second);
+      reopened_.erase(r);
+      return h;
+    }
+  }
+  return take_handle(fh);
+}
+
+void PseudoFs::release(std::uint64_t node, std::uint64_t fh) {
+  auto h = take_released(node, fh);
   if (!h || !h->inst) return;
   auto inst = h->inst;
   Ino ino = h->ino;
@@ -649,7 +666,7 @@ FsResult<void> PseudoFs::readdir(std::uint64_t node, std::uint64_t fh, std::uint
   return {};
 }
 
-void PseudoFs::releasedir(std::uint64_t, std::uint64_t fh) { close_handle(take_handle(fh)); }
+void PseudoFs::releasedir(std::uint64_t node, std::uint64_t fh) { close_handle(take_released(node, fh)); }
 
 FsResult<struct statvfs> PseudoFs::statfs(std::uint64_t node) {
   auto r = resolve(node);

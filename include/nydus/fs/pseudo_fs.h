@@ -173,6 +173,7 @@ class PseudoFs {
                            std::shared_ptr<FsMetrics> metrics, std::optional<Placement> at);
   std::uint64_t new_handle(std::unique_ptr<Handle> h);
   std::unique_ptr<Handle> take_handle(std::uint64_t fh);
+  std::unique_ptr<Handle> take_released(std::uint64_t node, std::uint64_t fh);
   FsResult<Handle*> handle_for(std::uint64_t node, std::uint64_t fh, bool dir);
   std::uint64_t handle_node(const Handle& h) const;
   static void close_handle(std::unique_ptr<Handle> h);
