@@ -2,8 +2,9 @@
 //
 // Start-up reads as a list of passes (contract §1.1, §5.3, §9):
 //   1. parse the upstream-compatible command line (or print --version);
-//   2. set up logging and the open-file limit; check --config; check the
-//      host mountpoint (refuse a live FUSE mount, unmount a stale one);
+//   2. set up logging and the open-file limit; check --config; detect a
+//      failover (§6.4: behave as --upgrade); check the host mountpoint
+//      (refuse a live FUSE mount, unmount a stale one);
 //   3. block SIGINT/SIGTERM in every thread; they are read from a signalfd by
 //      the main loop, so no work ever runs in signal context (§10 #16);
 //   4. with --mountpoint, create the FUSE service; attach --shared-dir at "/"
@@ -14,7 +15,8 @@
 //   6. run the daemon's start-up transitions: Mount, then Start, which mounts
 //      FUSE and starts its workers (RUNNING); with --upgrade stay in INIT;
 //   7. wait for a signal (graceful shutdown: unmount), an accepted PUT
-//      /daemon/exit (its 204 already written; FUSE stays mounted, §2.5) or
+//      /daemon/exit (its 204 already written; the FUSE workers answer what
+//      they read, then FUSE stays mounted for a successor, §2.5) or
 //      the kernel ending the FUSE session (unmounted from outside: graceful
 //      shutdown, exit status 1; docs/decisions.md);
 //   8. stop the API server, which removes the socket if it is still ours;
@@ -24,9 +26,15 @@
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <optional>
@@ -41,6 +49,7 @@
 #include "nydus/daemon/daemon.h"
 #include "nydus/daemon/fuse_service.h"
 #include "nydus/daemon/logging.h"
+#include "nydus/fs/fuse_failover.h"
 
 namespace {
 
@@ -70,6 +79,9 @@ struct Flags {
   bool version = false;
 };
 
+// How long PUT /daemon/exit waits for FUSE requests already read (a worker
+// stuck in a hung backend is abandoned after it).
+constexpr std::chrono::seconds kHandoverLimit{10};
 // 1 TiB: far beyond any real log, and its byte count cannot overflow.
 constexpr std::uint64_t kMaxLogRotationMiB = std::uint64_t{1} << 20;
 
@@ -77,8 +89,9 @@ void add_flags(CLI::App& app, Flags& f) {
   app.add_option("-A,--apisock", f.apisock, "Unix socket path of the management API");
   auto* id = app.add_option("--id", f.id, "Daemon id, reported in daemon info (requires --supervisor)");
   auto* sup = app.add_option("--supervisor", f.supervisor,
-                             "Supervisor socket for live upgrade (requires --id): PUT /api/v1/daemon/fuse/sendfd "
-                             "saves the state and the FUSE connection there; takeover is not implemented yet");
+                             "Supervisor socket for live upgrade and failover (requires --id): PUT "
+                             "/api/v1/daemon/fuse/sendfd saves the state and the FUSE connection there, PUT "
+                             "/api/v1/daemon/fuse/takeover reads them back");
   id->needs(sup);
   sup->needs(id);
   app.add_option("-l,--log-level", f.log_level, "trace|debug|info|warn|error")
@@ -101,7 +114,9 @@ void add_flags(CLI::App& app, Flags& f) {
   localfs->excludes(cfg);
   prefetch->needs(boot);
   app.add_option("-m,--virtual-mountpoint", f.virtual_mountpoint, "Path inside the FUSE root for --bootstrap");
-  app.add_option("--failover-policy", f.failover_policy, "none|resend|flush (accepted for compatibility; no effect)")
+  app.add_option("--failover-policy", f.failover_policy,
+                 "none|resend|flush: what to do, when a taken-over connection starts, with requests the previous "
+                 "daemon read and never answered (resend: the kernel sends them again)")
       ->check(CLI::IsMember({"none", "resend", "flush"}));
   app.add_option("--thread-num,--fuse-threads", f.thread_num, "FUSE worker threads")->check(CLI::Range(1, 1024));
   app.add_option("--rafs-kernel-cache", f.rafs_kernel_cache,
@@ -129,6 +144,46 @@ void raise_nofile(std::uint64_t want) {
     lim.rlim_cur = target;
     if (setrlimit(RLIMIT_NOFILE, &lim) != 0) spdlog::warn("cannot raise the open-file limit to {}", target);
   }
+}
+
+// Whether the FUSE mount at `path` waits for a daemon (its connection is
+// alive: a supervisor holds it), rather than being dead (ENOTCONN at once) or
+// served. statfs always reaches the connection, so it runs in a child that
+// is killed (FUSE waits yield to SIGKILL, the request is withdrawn) if it
+// has not returned within 250 ms (a dead connection answers at once; this
+// wait is part of every failover's pause).
+bool connection_waits_for_daemon(const std::string& path) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    struct statfs sfs {};
+    _exit(::statfs(path.c_str(), &sfs) == 0 ? 0 : 1);
+  }
+  if (pid < 0) return true;  // cannot tell: take §6.4's word
+  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  pollfd p{pidfd, POLLIN, 0};
+  bool returned = pidfd >= 0 && poll(&p, 1, 250) == 1;
+  if (pidfd >= 0) close(pidfd);
+  if (!returned) kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  return !returned;
+}
+
+// Contract §6.4: a FUSE mount still at the mountpoint and a stale API socket
+// (its daemon crashed) mean a failover: start as with --upgrade. A mount whose
+// connection is already dead (nobody kept it) cannot be taken over; it takes
+// the stale-mount path instead.
+bool detect_failover(const Flags& f) {
+  if (f.upgrade || f.mountpoint.empty() || f.apisock.empty() || f.supervisor.empty()) return false;
+  if (!nydus::fs::is_fuse_mount_target(f.mountpoint)) return false;
+  sockaddr_un addr{};
+  if (f.apisock.size() >= sizeof(addr.sun_path)) return false;
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, f.apisock.data(), f.apisock.size());
+  int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (s < 0) return false;
+  bool refused = connect(s, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0 && errno == ECONNREFUSED;
+  close(s);
+  return refused && connection_waits_for_daemon(f.mountpoint);
 }
 
 enum class Wake { kSignal, kExitRequested, kSessionLost };
@@ -258,6 +313,11 @@ int main(int argc, char** argv) {
     rafs_mount = std::move(*req);
   }
 
+  if (detect_failover(flags)) {
+    spdlog::warn("failover: {} is still a FUSE mount and API socket {} is stale; waiting in INIT for takeover",
+                 flags.mountpoint, flags.apisock);
+    flags.upgrade = true;
+  }
   // A live FUSE mount is refused (stacking on it would hide its files) and a
   // stale one, left by a crashed daemon, is lazily unmounted. With
   // --supervisor a stale mount is left (and refused) for the takeover path;
@@ -300,6 +360,7 @@ int main(int argc, char** argv) {
     daemon::FuseServiceOptions fo;
     fo.kernel_cache = flags.rafs_kernel_cache;
     fo.readahead_kb = flags.fuse_readahead_kb;
+    fo.failover_policy = *nydus::fs::parse_failover_policy(flags.failover_policy);  // checked by CLI11
     fo.on_session_end = [push_event, lostfd](const std::string& why) {
       push_event(why);
       std::uint64_t one = 1;
@@ -311,14 +372,18 @@ int main(int argc, char** argv) {
     options.fuse_ready = [fuse] { return fuse->initialized(); };
     options.save_state = [fuse] { return fuse->save_state(); };
     options.fuse_fd = [fuse] { return fuse->fuse_fd(); };
-    if (!flags.shared_dir.empty()) {
+    options.restore_state = [fuse](const daemon::UpgradeState& st, daemon::UniqueFd fd) {
+      return fuse->restore(st, std::move(fd));
+    };
+    // In upgrade/failover mode takeover restores every instance, these included.
+    if (!flags.shared_dir.empty() && !flags.upgrade) {
       daemon::MountRequest shared{"/", daemon::FsType::kPassthrough, flags.shared_dir, {}, {}};
       if (auto r = fuse->mount(shared); !r) {
         spdlog::error("cannot serve {}: {}", flags.shared_dir, r.error().message());
         return 1;
       }
     }
-    if (rafs_mount) {
+    if (rafs_mount && !flags.upgrade) {
       if (auto r = fuse->mount(*rafs_mount); !r) {
         spdlog::error("cannot serve {}: {}", flags.bootstrap, r.error().message());
         return 1;
@@ -357,6 +422,10 @@ int main(int argc, char** argv) {
   // shut down like upstream (§5.3, a worker dying) so supervisors see it.
   if (why == Wake::kSessionLost) spdlog::error("the FUSE session at {} has ended, shutting down", flags.mountpoint);
   if (why != Wake::kExitRequested) d.shutdown();  // unmounts FUSE (RUNNING -> READY -> STOPPED)
+  // Exit leaves the mount to a successor: answer every request already read,
+  // leave the rest in the kernel's queue (docs/upgrade.md).
+  bool handed_over = true;
+  if (why == Wake::kExitRequested && fuse) handed_over = fuse->handover(kHandoverLimit);
   if (server) server->stop();
   server.reset();
   // A mount stuck in the kernel (its source on a hung filesystem) must not
@@ -368,6 +437,7 @@ int main(int argc, char** argv) {
   close(exitfd);  // lostfd stays open: FUSE workers may still write it until the process ends
   spdlog::info("nydusd exited");
   spdlog::shutdown();
+  if (!handed_over) spdlog::error("exiting with FUSE requests unanswered: the successor's failover policy decides");
   if (!worker_stopped || (why == Wake::kExitRequested && fuse)) {
     // PUT /daemon/exit leaves the FUSE mount for a successor to take over:
     // leave without running the service's destructor, which would unmount.

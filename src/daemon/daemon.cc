@@ -87,11 +87,7 @@ Daemon::Daemon(DaemonOptions options, std::shared_ptr<FsService> fs)
     : options_(std::move(options)),
       fs_(std::move(fs)),
       machine_([this](StateInput input, DaemonState from, DaemonState) -> Result<void> {
-        // Restore needs the supervisor's saved state; without one there is nothing to take over.
-        if (input == StateInput::kTakeover) {
-          if (!options_.supervisor) return fail(ErrorCode::kInternal, "MissingSupervisorPath");
-          return fail(ErrorCode::kUnsupported, "live upgrade is not supported by this daemon yet");
-        }
+        if (input == StateInput::kTakeover) return restore();
         if (input == StateInput::kStart && options_.start_service) {
           if (auto r = options_.start_service(); !r) {
             return fail(r.error().code(), "failed to start service, " + r.error().message());
@@ -293,6 +289,36 @@ ApiResult Daemon::takeover() {
   return ApiResponsePayload::empty();
 }
 
+// The Takeover action (runs inside the transition, on the worker thread):
+// state + descriptor from the supervisor, then every mount re-created. Any
+// failure leaves the daemon in INIT with nothing restored.
+Result<void> Daemon::restore() {
+  // Restore needs the supervisor's saved state; without one there is nothing to take over.
+  if (!options_.supervisor) return fail(ErrorCode::kInternal, "MissingSupervisorPath");
+  if (!options_.restore_state) return fail(ErrorCode::kUnsupported, "this daemon has no FUSE service to restore");
+  auto got = receive_from_supervisor(*options_.supervisor, options_.supervisor_timeout);
+  if (!got) {
+    spdlog::error("takeover: receiving the state from supervisor {} failed: {}", *options_.supervisor,
+                  got.error().message());
+    return fail(ErrorCode::kIo, "StorageBackendError(" + got.error().message() + ")");
+  }
+  auto state = decode_upgrade_state(got->bytes);
+  if (!state) {
+    spdlog::error("takeover: the state from supervisor {} is unusable: {}", *options_.supervisor, state.error().message());
+    return fail(ErrorCode::kIo, "Restore(" + state.error().message() + ")");
+  }
+  auto restored = options_.restore_state(*state, std::move(got->fd));
+  if (!restored) {
+    spdlog::error("takeover: restoring failed: {}", restored.error().message());
+    return fail(ErrorCode::kIo, "Restore(" + restored.error().message() + ")");
+  }
+  std::string done = fmt::format("state restored from supervisor {}: {} mount(s), {} bytes, FUSE connection {}",
+                                 *options_.supervisor, *restored, got->bytes.size(), state->fuse_conn_id);
+  spdlog::info("{}", done);
+  events_->push(done);
+  return {};
+}
+
 ApiResult Daemon::send_fuse_fd() {
   // Without an initialised FUSE session there is no connection to hand over (HEAD: 503 NotReady).
   if (!options_.fuse_ready || !options_.fuse_ready()) return abnormal(DaemonError::not_ready());
@@ -346,7 +372,13 @@ ApiResult Daemon::mount(const std::string& mountpoint, const api::ApiMountCmd& c
   }
   if (!fs_) return abnormal(DaemonError::unsupported());
   bool mounted = fs_->is_mounted(mountpoint);
-  if (!remount && mounted) return mount_error(Error(ErrorCode::kAlreadyExists, kAlreadyExistsText));
+  if (!remount && mounted && !mount_reissued_after_takeover(mountpoint, cmd, *type)) {
+    return mount_error(Error(ErrorCode::kAlreadyExists, kAlreadyExistsText));
+  }
+  if (!remount && mounted) {
+    spdlog::info("mount of {} at {} is identical to the one restored by takeover: kept as it is", cmd.source, mountpoint);
+    return ApiResponsePayload::empty();
+  }
   if (remount && !mounted) return mount_error(Error(ErrorCode::kNotFound, kNotFoundText));
   MountRequest req{mountpoint, *type, cmd.source, {}, cmd.prefetch_files.value_or(std::vector<std::string>{})};
   for (const auto& p : req.prefetch_files) {
@@ -370,6 +402,18 @@ ApiResult Daemon::mount(const std::string& mountpoint, const api::ApiMountCmd& c
   if (!r) return mount_error(r.error());
   spdlog::info("{} {} at {}", remount ? "remounted" : "mounted", cmd.source, mountpoint);
   return ApiResponsePayload::empty();
+}
+
+// §6.6 C.8: after an upgrade the snapshotter re-issues every mount; one
+// identical to what takeover restored succeeds without change (docs/upgrade.md).
+bool Daemon::mount_reissued_after_takeover(const std::string& mountpoint, const api::ApiMountCmd& cmd, FsType type) const {
+  MountRequest req{mountpoint, type, cmd.source, {}, cmd.prefetch_files.value_or(std::vector<std::string>{})};
+  if (!(type == FsType::kPassthrough && cmd.config.empty())) {
+    auto parsed = config::parse_config(cmd.config);
+    if (!parsed) return false;
+    req.config = std::move(*parsed);
+  }
+  return fs_->same_as_restored(req);
 }
 
 ApiResult Daemon::umount(const std::string& mountpoint) {

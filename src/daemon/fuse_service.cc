@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "nydus/config/serialize.h"
 #include "nydus/fs/passthrough_fs.h"
 #include "nydus/storage/blob_backend.h"
 
@@ -44,9 +45,11 @@ FuseService::~FuseService() { stop(); }
 
 Result<void> FuseService::start(const std::string& mountpoint, unsigned threads) {
   std::lock_guard mlock(mount_mu_);
+  std::optional<Inherited> inherited;
   {
     std::lock_guard lock(mu_);
     if (server_) return fail(ErrorCode::kAlreadyExists, "FUSE session already started at " + server_->mountpoint());
+    inherited.swap(inherited_);
   }
   fs::FuseServerOptions o;
   o.threads = threads;
@@ -54,6 +57,7 @@ Result<void> FuseService::start(const std::string& mountpoint, unsigned threads)
   o.attr_timeout = options_.attr_timeout;
   o.kernel_cache = options_.kernel_cache;
   o.on_session_end = options_.on_session_end;
+  if (inherited) return start_inherited(std::move(*inherited), o);
   auto s = fs::FuseServer::start(pseudo_, mountpoint, o);
   if (!s) return tl::unexpected(s.error());
   // The device of our own mount, to refuse sources inside it (see
@@ -73,6 +77,17 @@ Result<void> FuseService::start(const std::string& mountpoint, unsigned threads)
   own_dev_ = dev;
   return {};
 }
+
+Result<void> FuseService::start_inherited(Inherited in, const fs::FuseServerOptions& o) {
+  const dev_t dev = makedev(static_cast<unsigned>(in.conn_id >> 20), static_cast<unsigned>(in.conn_id & 0xfffff));
+  auto s = fs::FuseServer::adopt(pseudo_, in.mountpoint, in.fd.release(), in.init, options_.failover_policy, in.conn_id, o);
+  if (!s) return tl::unexpected(s.error());  // the descriptor is closed; the supervisor keeps the connection
+  std::lock_guard lock(mu_);
+  server_ = std::move(*s);
+  own_dev_ = dev;  // no stat: the connection's id says it
+  return {};
+}
+
 
 void FuseService::stop() {
   std::shared_ptr<fs::FuseServer> s;
@@ -482,6 +497,78 @@ Result<std::string> FuseService::backend_info(const std::string& mountpoint) {
   const bool k = options_.kernel_cache;
   return it->second.rafs->image().super_block_info_json(secs(k ? fs::kImmutableTimeout : options_.attr_timeout),
                                                         secs(k ? fs::kImmutableTimeout : options_.entry_timeout));
+}
+
+Result<std::size_t> FuseService::restore(const UpgradeState& state, UniqueFd fd) {
+  std::lock_guard mlock(mount_mu_);
+  {
+    std::lock_guard lock(mu_);
+    if (server_ || inherited_) return fail(ErrorCode::kAlreadyExists, "a FUSE connection is already served");
+  }
+  std::vector<std::string> attached;
+  auto undo = [&] {
+    for (const auto& mp : attached) (void)pseudo_.detach(mp);
+    std::lock_guard lock(mu_);
+    for (const auto& mp : attached) records_.erase(mp);
+    ++generation_;
+  };
+  for (const SavedMount& m : state.mounts) {
+    if (auto r = restore_mount(m); !r) {
+      undo();
+      return fail(r.error().code(), "restoring " + m.request.mountpoint + ": " + r.error().message());
+    }
+    attached.push_back(m.request.mountpoint);
+  }
+  std::lock_guard lock(mu_);
+  inherited_ = Inherited{std::move(fd), state.init, state.fuse_mountpoint, state.fuse_conn_id};
+  return attached.size();
+}
+
+// One saved mount at its saved slot and epoch, so the node ids the kernel
+// holds keep naming the same files. Caller holds mount_mu_.
+Result<void> FuseService::restore_mount(const SavedMount& m) {
+  auto mp = fs::PseudoFs::normalize(m.request.mountpoint);
+  if (!mp || *mp != m.request.mountpoint) return fail(ErrorCode::kCorrupt, "mountpoint is not normalised");
+  auto inst = make_instance(m.request, *mp);
+  if (!inst) return tl::unexpected(inst.error());
+  auto metrics = std::make_shared<fs::FsMetrics>(*mp, metrics_options(m.request.config));
+  // Passthrough node ids are a per-process table (docs/upgrade.md): a new
+  // epoch makes the old ones answer ESTALE instead of naming other files.
+  fs::Placement at{m.slot, m.epoch};
+  if (m.request.type == FsType::kPassthrough) at.epoch = static_cast<std::uint16_t>(m.epoch == 0xffff ? 1 : m.epoch + 1);
+  if (auto r = pseudo_.attach_at(*mp, *inst, metrics, at); !r) return r;
+  auto rafs = std::dynamic_pointer_cast<fs::RafsFs>(*inst);
+  // The predecessor's prefetch may not have finished: go on with what is
+  // not in the shared blob cache yet (ready chunks are skipped).
+  auto prefetch = rafs ? start_prefetch(m.request, rafs, *mp) : nullptr;
+  Record rec{info_of(m.request, *mp), m.request, std::move(metrics), std::move(rafs), std::move(prefetch)};
+  if (!m.mounted_time.empty()) rec.info.mounted_time = m.mounted_time;
+  rec.restored = true;
+  std::lock_guard lock(mu_);
+  records_[*mp] = std::move(rec);
+  ++generation_;
+  return {};
+}
+
+bool FuseService::handover(std::chrono::milliseconds limit) {
+  std::shared_ptr<fs::FuseServer> s;
+  {
+    std::lock_guard lock(mu_);
+    s = server_;
+  }
+  return !s || s->handover(limit);
+}
+
+bool FuseService::same_as_restored(const MountRequest& req) const {
+  auto mp = fs::PseudoFs::normalize(req.mountpoint);
+  if (!mp) return false;
+  std::lock_guard lock(mu_);
+  auto it = records_.find(*mp);
+  if (it == records_.end() || !it->second.restored) return false;
+  const MountRequest& had = it->second.request;
+  using config::Secrets;
+  return had.type == req.type && had.source == req.source && had.prefetch_files == req.prefetch_files &&
+         config::to_json(had.config, Secrets::kKeep).dump() == config::to_json(req.config, Secrets::kKeep).dump();
 }
 
 }  // namespace nydus::daemon

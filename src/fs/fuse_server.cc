@@ -2,9 +2,12 @@
 // callbacks: each asks PseudoFs for a value or an errno and replies once.
 #define FUSE_USE_VERSION 35
 #include "nydus/fs/fuse_server.h"
+#include "nydus/fs/fuse_failover.h"
 
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
+#include <linux/fuse.h>
+#include <sys/uio.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/mount.h>
@@ -89,6 +92,14 @@ int mountpoint_errno(const std::string& path, struct stat& st) {
 
 }  // namespace
 
+bool is_fuse_mount_target(const std::string& path) {
+  // Lexically only: stat(2) on a connection without a daemon would wait for one.
+  std::string target = std::filesystem::absolute(path).lexically_normal().string();
+  if (target.size() > 1 && target.back() == '/') target.pop_back();
+  auto m = mount_at(target);
+  return m && (m->fstype == "fuse" || m->fstype == "fuseblk" || m->fstype.rfind("fuse.", 0) == 0);
+}
+
 Result<void> prepare_mountpoint(const std::string& path, bool clean_stale) {
   struct stat st {};
   if (int err = mountpoint_errno(path, st); err != 0) {
@@ -159,9 +170,25 @@ struct FuseServer::Ops {
   }
 
   static void init(void* userdata, fuse_conn_info* conn) {
+    auto* server = static_cast<FuseServer*>(userdata);
+    if (server->inherited_) {
+      // The synthetic INIT of an inherited connection (adopt()): what the
+      // kernel agreed with the previous daemon is what holds.
+      const FuseInitParams& p = *server->inherited_;
+      conn->capable = p.capable;
+      conn->want = p.want;
+      conn->max_write = p.max_write;
+      conn->max_read = p.max_read;
+      conn->max_readahead = p.max_readahead;
+      conn->max_background = p.max_background;
+      conn->congestion_threshold = p.congestion_threshold;
+      conn->time_gran = p.time_gran;
+      server->init_params_ = p;
+      server->initialized_.store(true);
+      return;
+    }
     // Requests must arrive in memory so workers can read their headers (in-flight metrics).
     conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
-    auto* server = static_cast<FuseServer*>(userdata);
     server->init_params_ = {conn->proto_major, conn->proto_minor, conn->capable, conn->want,
                             conn->max_write, conn->max_read, conn->max_readahead, conn->max_background,
                             conn->congestion_threshold, conn->time_gran};
@@ -386,16 +413,7 @@ Result<std::unique_ptr<FuseServer>> FuseServer::start(PseudoFs& fs, const std::s
                                                         FuseServerOptions options) {
   if (options.threads == 0) return fail(ErrorCode::kInvalidArgument, "FUSE worker threads must be at least 1");
   std::unique_ptr<FuseServer> s(new FuseServer(fs, mountpoint, std::move(options)));
-  // No subtype: the type column reads `fuse`, as upstream's.
-  std::string opts = fmt::format("ro,default_permissions,allow_other,fsname={}", s->options_.fsname);
-  fuse_args args = FUSE_ARGS_INIT(0, nullptr);
-  fuse_opt_add_arg(&args, "nydusd");
-  fuse_opt_add_arg(&args, "-o");
-  fuse_opt_add_arg(&args, opts.c_str());
-  static const fuse_lowlevel_ops ops = Ops::table();
-  s->se_ = fuse_session_new(&args, &ops, sizeof(ops), s.get());
-  fuse_opt_free_args(&args);
-  if (!s->se_) return fail(ErrorCode::kIo, "cannot create FUSE session");
+  if (auto r = s->new_session(); !r) return tl::unexpected(r.error());
   if (fuse_session_mount(s->se_, mountpoint.c_str()) != 0) {
     fuse_session_destroy(s->se_);
     s->se_ = nullptr;
@@ -407,25 +425,160 @@ Result<std::unique_ptr<FuseServer>> FuseServer::start(PseudoFs& fs, const std::s
     if (!S_ISDIR(st.st_mode)) return fail(ErrorCode::kIo, fmt::format("cannot mount FUSE at {}: not a directory", mountpoint));
     return fail(ErrorCode::kIo, fmt::format("cannot mount FUSE at {} (is /dev/fuse available?)", mountpoint));
   }
-  int fd = fuse_session_fd(s->se_);
-  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-  s->stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (s->stop_fd_ < 0) {
-    int err = errno;
+  if (auto r = s->launch(); !r) {
     fuse_session_unmount(s->se_);
     fuse_session_destroy(s->se_);
     s->se_ = nullptr;
-    return tl::unexpected(os_error("eventfd", err));
+    return tl::unexpected(r.error());
   }
-  for (unsigned i = 0; i < s->options_.threads; ++i) s->workers_.push_back(std::make_unique<Worker>());
-  for (auto& w : s->workers_) {
-    Worker* wp = w.get();
-    FuseServer* sp = s.get();
-    w->thread = std::thread([sp, wp] { sp->work(*wp); });
-  }
-  fs.set_invalidator(s.get());
   spdlog::info("FUSE mounted at {} with {} worker threads", mountpoint, s->options_.threads);
   return s;
+}
+
+Result<void> FuseServer::new_session() {
+  // No subtype: the type column reads `fuse`, as upstream's.
+  std::string opts = fmt::format("ro,default_permissions,allow_other,fsname={}", options_.fsname);
+  fuse_args args = FUSE_ARGS_INIT(0, nullptr);
+  fuse_opt_add_arg(&args, "nydusd");
+  fuse_opt_add_arg(&args, "-o");
+  fuse_opt_add_arg(&args, opts.c_str());
+  static const fuse_lowlevel_ops ops = Ops::table();
+  se_ = fuse_session_new(&args, &ops, sizeof(ops), this);
+  fuse_opt_free_args(&args);
+  if (!se_) return fail(ErrorCode::kIo, "cannot create FUSE session");
+  return {};
+}
+
+namespace {
+
+// Unique of the synthetic FUSE_INIT fed to an adopted session. Kernel request
+// ids are even; its reply is swallowed by adopted_writev, never written.
+constexpr std::uint64_t kSyntheticInitUnique = 0xFFFF'FFFF'FFFF'FFF1ull;
+
+ssize_t adopted_read(int fd, void* buf, size_t len, void*) { return ::read(fd, buf, len); }
+
+ssize_t adopted_writev(int fd, struct iovec* iov, int count, void*) {
+  // The kernel already got its INIT reply from the previous daemon.
+  if (count > 0 && iov[0].iov_len >= sizeof(fuse_out_header)) {
+    fuse_out_header h;
+    std::memcpy(&h, iov[0].iov_base, sizeof h);
+    if (h.unique == kSyntheticInitUnique) {
+      ssize_t total = 0;
+      for (int i = 0; i < count; ++i) total += static_cast<ssize_t>(iov[i].iov_len);
+      return total;
+    }
+  }
+  return ::writev(fd, iov, count);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<FuseServer>> FuseServer::adopt(PseudoFs& fs, const std::string& mountpoint, int fd,
+                                                        const FuseInitParams& init, FailoverPolicy policy,
+                                                        std::uint64_t conn_id, FuseServerOptions options) {
+  struct FdGuard {
+    int fd;
+    ~FdGuard() {
+      if (fd >= 0) ::close(fd);
+    }
+  } guard{fd};
+  if (options.threads == 0) return fail(ErrorCode::kInvalidArgument, "FUSE worker threads must be at least 1");
+  if (fd < 0) return fail(ErrorCode::kInvalidArgument, "no FUSE connection to adopt");
+  if (init.proto_major != FUSE_KERNEL_VERSION || init.proto_minor == 0) {
+    return fail(ErrorCode::kInvalidArgument,
+                fmt::format("recorded FUSE protocol {}.{} cannot be served", init.proto_major, init.proto_minor));
+  }
+  std::unique_ptr<FuseServer> s(new FuseServer(fs, mountpoint, std::move(options)));
+  s->inherited_ = init;
+  if (auto r = s->new_session(); !r) return tl::unexpected(r.error());
+  static const fuse_custom_io io{adopted_writev, adopted_read, nullptr, nullptr};
+  if (fuse_session_custom_io(s->se_, &io, fd) != 0) {
+    fuse_session_destroy(s->se_);
+    s->se_ = nullptr;
+    return fail(ErrorCode::kIo, "cannot attach the inherited FUSE connection to a session");
+  }
+  guard.fd = -1;  // the session owns it now
+  // libfuse answers nothing before FUSE_INIT: replay the kernel's INIT with
+  // the recorded parameters (Ops::init restores them, the reply is swallowed).
+  struct {
+    fuse_in_header h;
+    fuse_init_in in;
+  } msg{};
+  msg.h.len = sizeof msg;
+  msg.h.opcode = FUSE_INIT;
+  msg.h.unique = kSyntheticInitUnique;
+  msg.in.major = init.proto_major;
+  msg.in.minor = init.proto_minor;
+  msg.in.max_readahead = init.max_readahead;
+  // Without it libfuse sizes its read buffer for 32 pages, and the kernel
+  // refuses reads into a buffer smaller than its max_write (EINVAL).
+  msg.in.flags = FUSE_MAX_PAGES;
+  fuse_buf buf{};
+  buf.size = sizeof msg;
+  buf.mem = &msg;
+  fuse_session_process_buf(s->se_, &buf);
+  if (!s->initialized_.load() || fuse_session_exited(s->se_)) {
+    fuse_session_destroy(s->se_);  // closes the descriptor; the supervisor still holds one
+    s->se_ = nullptr;
+    return fail(ErrorCode::kIo, "the FUSE session refused the recorded INIT parameters");
+  }
+  apply_failover_policy(fd, init, conn_id, policy);
+  if (auto r = s->launch(); !r) {
+    fuse_session_destroy(s->se_);
+    s->se_ = nullptr;
+    return tl::unexpected(r.error());
+  }
+  spdlog::info("FUSE connection {} at {} taken over (protocol {}.{}) with {} worker threads", conn_id, mountpoint,
+               init.proto_major, init.proto_minor, s->options_.threads);
+  return s;
+}
+
+bool FuseServer::handover(std::chrono::milliseconds limit) {
+  if (stopped_.exchange(true)) return true;
+  fs_.set_invalidator(nullptr);
+  if (!se_) return true;
+  // Workers leave at their next poll; one that has read a request answers it
+  // first. Requests still queued in the kernel go to the successor.
+  std::uint64_t one = 1;
+  if (::write(stop_fd_, &one, sizeof one) < 0) spdlog::warn("FUSE handover: eventfd write failed");
+  bool drained;
+  {
+    std::unique_lock lock(exit_mu_);
+    drained = exit_cv_.wait_for(lock, limit, [this] { return running_ == 0; });
+  }
+  for (auto& w : workers_) {
+    if (!w->thread.joinable()) continue;
+    if (drained) w->thread.join();
+    else w->thread.detach();  // stuck in a backend: the caller ends the process
+  }
+  if (!drained) {
+    auto stuck = inflight();
+    spdlog::error("FUSE handover at {}: {} request(s) still unanswered after {} ms, abandoned to the successor", mountpoint_,
+                  stuck.size(), limit.count());
+    return false;
+  }
+  // Our descriptor only: the supervisor and the successor hold the connection.
+  fuse_session_destroy(se_);
+  se_ = nullptr;
+  ::close(stop_fd_);
+  stop_fd_ = -1;
+  spdlog::info("FUSE connection at {} handed over: every request read was answered, the mount stays", mountpoint_);
+  return true;
+}
+
+Result<void> FuseServer::launch() {
+  int fd = fuse_session_fd(se_);
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (stop_fd_ < 0) return tl::unexpected(os_error("eventfd", errno));
+  for (unsigned i = 0; i < options_.threads; ++i) workers_.push_back(std::make_unique<Worker>());
+  running_ = options_.threads;
+  for (auto& w : workers_) {
+    Worker* wp = w.get();
+    w->thread = std::thread([this, wp] { work(*wp); });
+  }
+  fs_.set_invalidator(this);
+  return {};
 }
 
 FuseServer::~FuseServer() { stop(); }
@@ -466,6 +619,9 @@ void FuseServer::work(Worker& w) {
     }
   }
   std::free(buf.mem);
+  std::lock_guard lock(exit_mu_);
+  --running_;
+  exit_cv_.notify_all();
 }
 
 void FuseServer::session_ended(int err) {
@@ -488,7 +644,15 @@ void FuseServer::stop() {
   if (::write(stop_fd_, &one, sizeof one) < 0) spdlog::warn("FUSE stop: eventfd write failed");
   for (auto& w : workers_)
     if (w->thread.joinable()) w->thread.join();
-  fuse_session_unmount(se_);  // lazy as root; closing /dev/fuse aborts requests of busy files
+  // Lazy as root; closing /dev/fuse aborts requests of busy files. libfuse
+  // does not know the mountpoint of an inherited connection: unmount it here.
+  if (inherited_) {
+    if (::umount2(mountpoint_.c_str(), MNT_DETACH) != 0) {
+      spdlog::warn("unmounting {} failed: {}", mountpoint_, std::strerror(errno));
+    }
+  } else {
+    fuse_session_unmount(se_);
+  }
   fuse_session_destroy(se_);
   se_ = nullptr;
   fs_.release_all_handles();  // their releases will never arrive

@@ -123,6 +123,69 @@ std::shared_ptr<PseudoFs::Handle> PseudoFs::take_handle(std::uint64_t fh, bool i
   return std::move(slot.handle);
 }
 
+// The handle (`node`, `fh`) names. A value this process never handed out,
+// or one of another node, is a stale or forged handle (EBADF) unless this
+// process serves a connection inherited from a previous daemon
+// (adopt_foreign_handles): then it is a handle the kernel got from that
+// daemon, reopened from the node id once and kept under that value until its
+// release. RAFS reads and listings are stateless, so the new handle serves
+// exactly what the old one did.
+FsResult<std::shared_ptr<PseudoFs::Handle>> PseudoFs::handle_for(std::uint64_t node, std::uint64_t fh, bool dir) {
+  if (auto h = find_handle(fh, dir); h && handle_node(*h) == node) return h;
+  {
+    std::lock_guard lock(handles_mu_);
+    if (auto it = reopened_.find(fh); it != reopened_.end() && it->second->is_dir == dir && handle_node(*it->second) == node) {
+      return it->second;
+    }
+    if (!foreign_handles_) return fs_error(EBADF);
+  }
+  auto raw = dir ? opendir(node) : open(node, O_RDONLY);  // registers a handle of this process
+  if (!raw) return fs_error(raw.error());
+  auto h = take_handle(*raw, dir);
+  if (!h) return fs_error(EBADF);
+  std::shared_ptr<Handle> replaced;
+  {
+    std::lock_guard lock(handles_mu_);
+    auto& slot = reopened_[fh];
+    replaced = std::move(slot);  // a racing reopen of the same value: closed once its readers let go
+    slot = h;
+  }
+  if (replaced) close_handle(std::move(replaced));
+  return h;
+}
+
+void PseudoFs::adopt_foreign_handles() {
+  std::lock_guard lock(handles_mu_);
+  foreign_handles_ = true;
+}
+
+std::uint64_t PseudoFs::handle_node(const Handle& h) const {
+  if (!h.inst) return h.ino;
+  return node_of(*h.inst, h.ino);
+}
+
+void PseudoFs::close_handle(std::shared_ptr<Handle> h) {
+  if (!h || !h->inst) return;
+  if (h->is_dir) {
+    h->inst->fs->releasedir(h->ino, h->fh);
+  } else {
+    h->inst->fs->release(h->ino, h->fh);
+    h->inst->metrics->released();
+  }
+}
+
+// The handle the kernel releases as (`node`, `fh`): a handle of this process
+// naming another node is not it (a previous daemon's value equal to ours).
+std::shared_ptr<PseudoFs::Handle> PseudoFs::take_released(std::uint64_t node, std::uint64_t fh, bool dir) {
+  if (auto h = find_handle(fh, dir); h && handle_node(*h) == node) return take_handle(fh, dir);
+  std::lock_guard lock(handles_mu_);
+  auto it = reopened_.find(fh);
+  if (it == reopened_.end() || it->second->is_dir != dir || handle_node(*it->second) != node) return nullptr;
+  auto h = std::move(it->second);
+  reopened_.erase(it);
+  return h;
+}
+
 void PseudoFs::release_all_handles() {
   std::vector<std::shared_ptr<Handle>> all;
   {
@@ -134,16 +197,10 @@ void PseudoFs::release_all_handles() {
       ++slot.generation;
       free_handles_.push_back(i);
     }
+    for (auto& [fh, h] : reopened_) all.push_back(std::move(h));
+    reopened_.clear();
   }
-  for (auto& h : all) {
-    if (!h->inst) continue;
-    if (h->is_dir) {
-      h->inst->fs->releasedir(h->ino, h->fh);
-    } else {
-      h->inst->fs->release(h->ino, h->fh);
-      h->inst->metrics->released();
-    }
-  }
+  for (auto& h : all) close_handle(std::move(h));
 }
 
 Result<std::string> PseudoFs::normalize(std::string_view mp) {
@@ -215,6 +272,20 @@ std::vector<PseudoFs::Invalidation> PseudoFs::invalidations_for(const std::strin
 }
 
 Result<void> PseudoFs::attach(std::string_view mountpoint, std::shared_ptr<Filesystem> fs, std::shared_ptr<FsMetrics> metrics) {
+  return attach_impl(mountpoint, std::move(fs), std::move(metrics), std::nullopt);
+}
+
+Result<void> PseudoFs::attach_at(std::string_view mountpoint, std::shared_ptr<Filesystem> fs,
+                                 std::shared_ptr<FsMetrics> metrics, Placement at) {
+  if (at.slot == 0 || at.slot > kMaxInstances || at.epoch == 0) {
+    return fail(ErrorCode::kInvalidArgument, fmt::format("invalid slot {} epoch {}", at.slot, at.epoch));
+  }
+  adopt_foreign_handles();
+  return attach_impl(mountpoint, std::move(fs), std::move(metrics), at);
+}
+
+Result<void> PseudoFs::attach_impl(std::string_view mountpoint, std::shared_ptr<Filesystem> fs,
+                                   std::shared_ptr<FsMetrics> metrics, std::optional<Placement> at) {
   auto mp = normalize(mountpoint);
   if (!mp) return tl::unexpected(mp.error());
   std::vector<Invalidation> inval;
@@ -243,7 +314,11 @@ Result<void> PseudoFs::attach(std::string_view mountpoint, std::shared_ptr<Files
         return fail(ErrorCode::kInvalidArgument, fmt::format("mountpoint {} has mountpoints below it", *mp));
     }
     unsigned slot = 0;
-    for (unsigned k = 0; k < kMaxInstances; ++k) {
+    if (at) {
+      if (slots_[at->slot]) return fail(ErrorCode::kAlreadyExists, fmt::format("slot {} is in use", at->slot));
+      slot = at->slot;
+    }
+    for (unsigned k = 0; k < kMaxInstances && slot == 0; ++k) {
       unsigned s = (next_slot_ - 1 + k) % kMaxInstances + 1;
       if (!slots_[s]) {
         slot = s;
@@ -254,7 +329,7 @@ Result<void> PseudoFs::attach(std::string_view mountpoint, std::shared_ptr<Files
       return fail(ErrorCode::kInvalidArgument,
                   fmt::format("too many filesystem instances: the limit is {} per daemon", kMaxInstances));
     }
-    next_slot_ = slot % kMaxInstances + 1;
+    if (!at) next_slot_ = slot % kMaxInstances + 1;
     // Create the pseudo directories.
     cur = kRootNode;
     for (const auto& c : comps) {
@@ -274,7 +349,8 @@ Result<void> PseudoFs::attach(std::string_view mountpoint, std::shared_ptr<Files
     inst->metrics = std::move(metrics);
     inst->mountpoint = *mp;
     inst->slot = slot;
-    if (++epochs_[slot] == 0) epochs_[slot] = 1;
+    if (at) epochs_[slot] = at->epoch;  // the ids the kernel holds name this epoch
+    else if (++epochs_[slot] == 0) epochs_[slot] = 1;
     inst->epoch = epochs_[slot];
     inst->at_root = (*mp == "/");
     inst->metrics->file_seen(inst->fs->root());
@@ -511,9 +587,10 @@ FsResult<std::uint64_t> PseudoFs::open(std::uint64_t node, int flags) {
   return new_handle(std::move(h));
 }
 
-FsResult<std::size_t> PseudoFs::read(std::uint64_t, std::uint64_t fh, char* buf, std::size_t size, off_t off) {
-  auto h = find_handle(fh, false);
-  if (!h) return fs_error(EBADF);
+FsResult<std::size_t> PseudoFs::read(std::uint64_t node, std::uint64_t fh, char* buf, std::size_t size, off_t off) {
+  auto found = handle_for(node, fh, false);
+  if (!found) return fs_error(found.error());
+  const std::shared_ptr<Handle>& h = *found;
   auto start = std::chrono::steady_clock::now();
   auto n = h->inst->fs->read(h->ino, h->fh, buf, size, off);
   auto latency = std::chrono::steady_clock::now() - start;
@@ -522,12 +599,13 @@ FsResult<std::size_t> PseudoFs::read(std::uint64_t, std::uint64_t fh, char* buf,
   return n;
 }
 
-void PseudoFs::release(std::uint64_t, std::uint64_t fh) {
-  auto h = take_handle(fh, false);
-  if (!h) return;
-  h->inst->fs->release(h->ino, h->fh);
-  h->inst->metrics->released();
-  h->inst->metrics->record(Fop::kRelease, h->ino, true);
+void PseudoFs::release(std::uint64_t node, std::uint64_t fh) {
+  auto h = take_released(node, fh, false);
+  if (!h || !h->inst) return;
+  auto inst = h->inst;
+  Ino ino = h->ino;
+  close_handle(std::move(h));
+  inst->metrics->record(Fop::kRelease, ino, true);
 }
 
 FsResult<std::uint64_t> PseudoFs::opendir(std::uint64_t node) {
@@ -552,8 +630,9 @@ FsResult<std::uint64_t> PseudoFs::opendir(std::uint64_t node) {
 }
 
 FsResult<void> PseudoFs::readdir(std::uint64_t node, std::uint64_t fh, std::uint64_t off, bool plus, const NodeSink& sink) {
-  auto h = find_handle(fh, true);
-  if (!h) return fs_error(EBADF);
+  auto found = handle_for(node, fh, true);
+  if (!found) return fs_error(found.error());
+  const std::shared_ptr<Handle>& h = *found;
   if (!h->inst) {
     // Pseudo listing: ".", "..", then the snapshot; offsets are positions.
     for (std::uint64_t i = off; i < h->pseudo_names.size() + 2; ++i) {
@@ -614,10 +693,7 @@ FsResult<void> PseudoFs::readdir(std::uint64_t node, std::uint64_t fh, std::uint
   return {};
 }
 
-void PseudoFs::releasedir(std::uint64_t, std::uint64_t fh) {
-  auto h = take_handle(fh, true);
-  if (h && h->inst) h->inst->fs->releasedir(h->ino, h->fh);
-}
+void PseudoFs::releasedir(std::uint64_t node, std::uint64_t fh) { close_handle(take_released(node, fh, true)); }
 
 FsResult<struct statvfs> PseudoFs::statfs(std::uint64_t node) {
   auto r = resolve(node);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <future>
+#include <optional>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -226,6 +227,96 @@ TEST_F(SendFdTest, WithoutSupervisorIs500NotAnAbort) {
   auto r = call(d, "PUT", "/api/v1/daemon/fuse/sendfd");
   EXPECT_EQ(r.status, 500u);
   EXPECT_EQ(message(r), "Upgrade(DaemonAbnormal(UpgradeManager(\"MissingSupervisorPath\")))");
+}
+
+// PUT …/fuse/takeover (contract §6.3 Restore, §6.5): the state and the
+// descriptor come from the supervisor, within a bound, or a clear 500 and
+// the daemon stays in INIT, answering.
+struct TakeoverTest : SendFdTest {
+  DaemonOptions upgrading(const std::string& supervisor) {
+    DaemonOptions o;
+    o.id = "d1";
+    o.supervisor = supervisor;
+    o.upgrade = true;
+    o.supervisor_timeout = 200ms;
+    o.restore_state = [this](const UpgradeState& st, UniqueFd fd) -> Result<std::size_t> {
+      restored = st;
+      got_fd = std::move(fd);
+      return st.mounts.size();
+    };
+    return o;
+  }
+  std::optional<UpgradeState> restored;
+  UniqueFd got_fd;
+};
+
+TEST_F(TakeoverTest, RestoresTheSupervisorsStateAndDescriptorThenReady) {
+  auto bytes = encode_upgrade_state(sample_state(2000));  // far beyond upstream's 32 KiB
+  ASSERT_TRUE(bytes);
+  TestSupervisor sup(dir.file("sup.sock"), TestSupervisor::Mode::kServe, *bytes, fuse.fds[0]);
+  Daemon d(upgrading(sup.path()));
+  ASSERT_TRUE(d.start());
+  EXPECT_EQ(state(d), "INIT");
+  auto r = call(d, "PUT", "/api/v1/daemon/fuse/takeover");
+  ASSERT_EQ(r.status, 204u) << r.body;
+  EXPECT_EQ(state(d), "READY");
+  ASSERT_TRUE(restored);
+  EXPECT_EQ(restored->mounts.size(), 2000u);
+  EXPECT_EQ(restored->mounts[1999].request.source, "/srv/1999");
+  EXPECT_TRUE(same_file(got_fd.get(), fuse.fds[0]));
+  auto events = call(d, "GET", "/api/v1/daemon/events").body;
+  EXPECT_NE(events.find("state restored from supervisor"), std::string::npos) << events;
+}
+
+TEST_F(TakeoverTest, SilentSupervisorIs500WithinTheBoundAndStaysInit) {
+  TestSupervisor sup(dir.file("sup.sock"), TestSupervisor::Mode::kSilent);
+  Daemon d(upgrading(sup.path()));
+  ASSERT_TRUE(d.start());
+  auto r = call(d, "PUT", "/api/v1/daemon/fuse/takeover");
+  EXPECT_EQ(r.status, 500u);
+  EXPECT_EQ(message(r).rfind("Upgrade(DaemonAbnormal(UpgradeManager(\"StorageBackendError(Timeout(", 0), 0u) << r.body;
+  EXPECT_EQ(state(d), "INIT");
+  EXPECT_FALSE(restored);
+}
+
+TEST_F(TakeoverTest, NoDescriptorIsNoEnoughFdsAndStaysInit) {
+  auto bytes = encode_upgrade_state(sample_state(1));
+  TestSupervisor sup(dir.file("sup.sock"), TestSupervisor::Mode::kServeNoFd, *bytes);
+  Daemon d(upgrading(sup.path()));
+  ASSERT_TRUE(d.start());
+  auto r = call(d, "PUT", "/api/v1/daemon/fuse/takeover");
+  EXPECT_EQ(r.status, 500u);
+  EXPECT_EQ(message(r), "Upgrade(DaemonAbnormal(UpgradeManager(\"StorageBackendError(NoEnoughFds)\")))") << r.body;
+  EXPECT_EQ(state(d), "INIT");
+  EXPECT_FALSE(restored);
+}
+
+TEST_F(TakeoverTest, GarbageStateOrAFailedRestoreIs500AndStaysInit) {
+  {
+    TestSupervisor sup(dir.file("sup.sock"), TestSupervisor::Mode::kServe, std::vector<std::uint8_t>(100, 0x5a),
+                       fuse.fds[0]);
+    Daemon d(upgrading(sup.path()));
+    ASSERT_TRUE(d.start());
+    auto r = call(d, "PUT", "/api/v1/daemon/fuse/takeover");
+    EXPECT_EQ(r.status, 500u);
+    EXPECT_EQ(message(r).rfind("Upgrade(DaemonAbnormal(UpgradeManager(\"Restore(", 0), 0u) << r.body;
+    EXPECT_EQ(state(d), "INIT");
+    EXPECT_FALSE(restored);
+  }
+  // A restore that fails (e.g. a bootstrap gone) is reported and leaves INIT too.
+  auto bytes = encode_upgrade_state(sample_state(1));
+  TestSupervisor sup(dir.file("sup.sock"), TestSupervisor::Mode::kServe, *bytes, fuse.fds[0]);
+  DaemonOptions o = upgrading(sup.path());
+  o.restore_state = [](const UpgradeState&, UniqueFd) -> Result<std::size_t> {
+    return fail(ErrorCode::kNotFound, "restoring /m0: no such bootstrap");
+  };
+  Daemon d(std::move(o));
+  ASSERT_TRUE(d.start());
+  auto r = call(d, "PUT", "/api/v1/daemon/fuse/takeover");
+  EXPECT_EQ(r.status, 500u);
+  EXPECT_NE(message(r).find("no such bootstrap"), std::string::npos) << r.body;
+  EXPECT_EQ(state(d), "INIT");
+  EXPECT_EQ(call(d, "PUT", "/api/v1/daemon/start").status, 400u);  // nothing to start
 }
 
 }  // namespace

@@ -174,7 +174,7 @@ TEST_F(NydusdTest, CompatibilityFlagsAreAcceptedAndDocumented) {
   auto [rc, out] = run_command({nydusd_path(), "--help"});
   ASSERT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("MiB, keeping 5 old files (0: never)"), std::string::npos) << out;
-  for (const char* flag : {"--failover-policy", "--writable"}) {
+  for (const char* flag : {"--writable"}) {
     auto at = out.find(flag);
     ASSERT_NE(at, std::string::npos) << flag;
     std::string entry = out.substr(at, out.find("\n  -", at) - at);  // up to the next option

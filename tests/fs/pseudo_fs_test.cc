@@ -308,5 +308,61 @@ TEST_F(PseudoFsTest, PassthroughRefusesWritesAndEscapes) {
   EXPECT_EQ(PassthroughFs::create({dir_.file("nope"), {}}).error().code(), ErrorCode::kNotFound);
 }
 
+// Live upgrade: a successor re-attaches each instance at its saved slot and
+// epoch, so the node ids the kernel holds name the same inodes.
+TEST_F(PseudoFsTest, AttachAtKeepsTheSavedSlotAndEpoch) {
+  PseudoFs p;
+  ASSERT_TRUE(p.attach_at("/s", fs(), metrics("/s"), Placement{7, 300}));
+  auto at = p.placement_of("/s");
+  ASSERT_TRUE(at);
+  EXPECT_EQ(at->slot, 7u);
+  EXPECT_EQ(at->epoch, 300u);
+  auto dir = p.lookup(kRootNode, "s");
+  ASSERT_TRUE(dir);
+  EXPECT_EQ(dir->node, (std::uint64_t{7} << kSlotShift) | (std::uint64_t{300} << kEpochShift) | PassthroughFs::kRootIno);
+  EXPECT_EQ(p.attach_at("/t", fs(), metrics("/t"), Placement{7, 1}).error().code(), ErrorCode::kAlreadyExists);
+  EXPECT_EQ(p.attach_at("/t", fs(), metrics("/t"), Placement{0, 1}).error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(p.attach_at("/t", fs(), metrics("/t"), Placement{8, 0}).error().code(), ErrorCode::kInvalidArgument);
+  ASSERT_TRUE(p.attach("/t", fs(), metrics("/t")));  // ordinary attaches still find a free slot
+  EXPECT_NE(*p.slot_of("/t"), 7u);
+  ASSERT_TRUE(p.swap("/s", fs(), metrics("/s")));
+  EXPECT_EQ(p.placement_of("/s")->epoch, 301u);  // later swaps go on from the saved epoch
+}
+
+// A file handle the kernel got from a previous daemon (or one naming another
+// node) is reopened from the request's node id, never used as this process's.
+TEST_F(PseudoFsTest, ForeignFileHandlesAreReopenedByNodeId) {
+  PseudoFs p;
+  ASSERT_TRUE(p.attach("/s", fs(), metrics("/s")));
+  p.adopt_foreign_handles();  // as after a takeover: the kernel holds a previous daemon's handles
+  auto dir = p.lookup(kRootNode, "s");
+  auto f = p.lookup(dir->node, "f");
+  auto d = p.lookup(dir->node, "d");
+  ASSERT_TRUE(f && d);
+  auto d0 = p.lookup(d->node, "0");
+  ASSERT_TRUE(d0);
+  auto h0 = p.open(d0->node, O_RDONLY);  // a live handle of another node
+  ASSERT_TRUE(h0);
+  char buf[16] = {};
+  auto n = p.read(f->node, *h0, buf, sizeof buf, 0);  // h0 is d/0's: must not read "0"
+  ASSERT_TRUE(n);
+  EXPECT_EQ(std::string(buf, *n), "data");
+  auto m = p.read(f->node, 0x7f00deadbeef0ull, buf, sizeof buf, 0);  // never handed out
+  ASSERT_TRUE(m);
+  EXPECT_EQ(std::string(buf, *m), "data");
+  p.release(f->node, 0x7f00deadbeef0ull);  // its release closes the reopened handle
+  std::vector<std::string> names;
+  auto listed = p.readdir(d->node, 0x7f00deadbeef8ull, 0, false, [&](const DirEntry& e, const NodeEntry*) {
+    names.emplace_back(e.name);
+    return true;
+  });
+  ASSERT_TRUE(listed);
+  EXPECT_EQ(names.size(), 7u);  // ".", "..", 0..4
+  p.releasedir(d->node, 0x7f00deadbeef8ull);
+  p.release(f->node, *h0);  // the reopened handle of f, not d/0's own one
+  EXPECT_EQ(std::string(buf, *p.read(d0->node, *h0, buf, sizeof buf, 0)), "0");
+  p.release(d0->node, *h0);
+}
+
 }  // namespace
 }  // namespace nydus::fs

@@ -49,6 +49,9 @@ struct DaemonOptions {
   // descriptor (owned by the service; -1 without one).
   std::function<Result<UpgradeState>()> save_state;
   std::function<int()> fuse_fd;
+  // For takeover: re-create the saved mounts and keep the received /dev/fuse
+  // descriptor for the next Start; the number of mounts restored.
+  std::function<Result<std::size_t>(const UpgradeState&, UniqueFd)> restore_state;
   // Bound on each supervisor transfer (a supervisor that never accepts,
   // reads or writes costs at most this).
   std::chrono::milliseconds supervisor_timeout = kSupervisorTimeout;
@@ -102,6 +105,8 @@ class Daemon : public api::ApiHandler {
   api::ApiResult start_service();
   api::ApiResult exit_daemon();
   api::ApiResult takeover();
+  Result<void> restore();
+  bool mount_reissued_after_takeover(const std::string& mountpoint, const api::ApiMountCmd& cmd, FsType type) const;
   api::ApiResult send_fuse_fd();
   api::ApiResult mount(const std::string& mountpoint, const api::ApiMountCmd& cmd, bool remount);
   void apply_stored_registry_auth(MountRequest& req) const;

@@ -54,6 +54,9 @@ class FsService {
   virtual Result<void> umount(const std::string& mountpoint) = 0;
   virtual bool is_mounted(const std::string& mountpoint) const = 0;
   virtual std::vector<MountInfo> mounts() const = 0;
+  // True when `req` is identical to a mount that takeover restored: the
+  // daemon then answers a re-issued mount with success, changing nothing.
+  virtual bool same_as_restored(const MountRequest&) const { return false; }
   // A counter that changes (after the change is visible) whenever mounts()
   // would answer differently; lets the daemon cache what it builds from it.
   virtual std::uint64_t mounts_generation() const = 0;

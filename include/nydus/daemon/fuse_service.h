@@ -37,6 +37,7 @@
 #include <string>
 
 #include "nydus/daemon/fs_service.h"
+#include "nydus/daemon/supervisor.h"
 #include "nydus/daemon/upgrade_state.h"
 #include "nydus/fs/filesystem.h"
 #include "nydus/fs/fs_metrics.h"
@@ -64,6 +65,8 @@ struct FuseServiceOptions {
   std::function<int(fs::Ino)> before_read;
   // The kernel ended the FUSE session while it was served (FuseServerOptions::on_session_end).
   std::function<void(const std::string&)> on_session_end;
+  // Applied when an inherited connection starts (--failover-policy, contract §6.4).
+  fs::FailoverPolicy failover_policy = fs::FailoverPolicy::kResend;
 };
 
 // "YYYY-MM-DD HH:MM:SS.F +00:00:00" (UTC; F = nanoseconds without trailing zeros, at least one digit).
@@ -90,6 +93,20 @@ class FuseService final : public FsService {
   // What a successor needs to serve this connection (docs/upgrade.md).
   // kNotReady before the kernel's FUSE_INIT.
   Result<UpgradeState> save_state() const;
+  // Takeover (docs/upgrade.md): re-creates every saved mount at its saved
+  // slot and epoch and keeps `fd` (the /dev/fuse descriptor of the saved
+  // connection) for the next start(), which then serves that connection
+  // instead of mounting. All or nothing: on error no mount is left and the
+  // descriptor is closed. Returns the number of mounts restored.
+  // Errors: kAlreadyExists (a session is served or a takeover is pending),
+  // kCorrupt (a saved mountpoint not normalised), a mount's own error.
+  Result<std::size_t> restore(const UpgradeState& state, UniqueFd fd);
+  // Hot-upgrade exit: fs::FuseServer::handover (no unmount). False when a
+  // request is still unanswered after `limit`; the process must then _exit.
+  bool handover(std::chrono::milliseconds limit);
+  // True when `req` is identical to a mount restored by takeover (the
+  // snapshotter re-issues every mount after an upgrade, §6.6 C.8).
+  bool same_as_restored(const MountRequest& req) const override;
 
   Result<void> mount(const MountRequest& req) override;
   Result<void> remount(const MountRequest& req) override;
@@ -113,7 +130,16 @@ class FuseService final : public FsService {
     std::shared_ptr<fs::FsMetrics> metrics;
     std::shared_ptr<fs::RafsFs> rafs;  // RAFS instances only
     std::shared_ptr<storage::Prefetcher> prefetch;  // RAFS with prefetch on and a blob cache
+    bool restored = false;             // re-created by takeover
   };
+  struct Inherited {  // a connection received by takeover, served by the next start()
+    UniqueFd fd;
+    FuseInitParams init;
+    std::string mountpoint;
+    std::uint64_t conn_id = 0;
+  };
+  Result<void> start_inherited(Inherited in, const fs::FuseServerOptions& o);
+  Result<void> restore_mount(const SavedMount& m);
   Result<std::shared_ptr<fs::Filesystem>> make_instance(const MountRequest& req, const std::string& mp) const;
   Result<std::shared_ptr<fs::RafsFs>> make_rafs(const MountRequest& req, const std::string& mp) const;
   // Starts the instance's prefetch when its configuration asks for it (null otherwise).
@@ -141,6 +167,7 @@ class FuseService final : public FsService {
   std::map<std::string, Record> records_;        // guarded by mu_; key: normalised mountpoint
   std::shared_ptr<fs::FuseServer> server_;       // guarded by mu_
   std::optional<dev_t> own_dev_;                 // guarded by mu_; st_dev of our mount while started
+  std::optional<Inherited> inherited_;           // guarded by mu_; set by restore() until start()
   std::atomic<std::uint64_t> generation_{0};     // bumped under mu_ after records_ changes
 };
 

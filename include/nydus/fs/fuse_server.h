@@ -25,6 +25,10 @@
 // the handles the kernel can no longer release. The PseudoFs must outlive the
 // server; one server per PseudoFs at a time.
 //
+// Live upgrade (docs/upgrade.md): adopt() serves a connection another daemon
+// set up instead of mounting; handover() is the old daemon's exit, which
+// leaves the mount and the kernel's queue to the successor.
+//
 // Thread-safety: inflight(), initialized(), session_lost(), fuse_fd() and the Invalidator
 // methods may be called from any thread; stop() from one thread at a time.
 #pragma once
@@ -32,9 +36,13 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -84,6 +92,10 @@ struct FuseInitParams {
   bool operator==(const FuseInitParams&) const = default;
 };
 
+// What to do, after taking over a connection, with requests the previous
+// daemon read and never answered (contract §6.4; fs/fuse_failover.h).
+enum class FailoverPolicy { kNone, kResend, kFlush };
+
 struct InflightRequest {  // one element of §4.8
   std::uint64_t inode = 0;   // FUSE node id
   std::uint32_t opcode = 0;  // FUSE opcode (e.g. 15 = READ)
@@ -111,6 +123,9 @@ Result<void> prepare_mountpoint(const std::string& path, bool clean_stale);
 Result<void> set_fuse_readahead(dev_t dev, unsigned kb);
 // nydusd's readahead: one request of max_pages (1 MiB with libfuse 3.14).
 inline constexpr unsigned kDefaultReadaheadKb = 1024;
+// Whether `path` (made absolute lexically, never stat'ed: a connection whose
+// daemon is gone would block) is the target of a FUSE mount (failover detection, §6.4).
+bool is_fuse_mount_target(const std::string& path);
 
 class FuseServer final : public Invalidator {
  public:
@@ -121,8 +136,24 @@ class FuseServer final : public Invalidator {
   FuseServer(const FuseServer&) = delete;
   FuseServer& operator=(const FuseServer&) = delete;
 
+  // Serves a FUSE connection another daemon set up (live upgrade or failover,
+  // docs/upgrade.md): `fd` (owned from now on, closed on error) is its
+  // /dev/fuse descriptor, `init` what the kernel negotiated with that daemon
+  // (the kernel sends no second FUSE_INIT). `policy` is applied before the
+  // workers start, for requests the previous daemon read and never answered.
+  // Nothing is mounted; stop() unmounts `mountpoint`.
+  // Errors: kInvalidArgument (threads 0, no fd, a protocol we cannot serve), kIo.
+  static Result<std::unique_ptr<FuseServer>> adopt(PseudoFs& fs, const std::string& mountpoint, int fd,
+                                                   const FuseInitParams& init, FailoverPolicy policy,
+                                                   std::uint64_t conn_id, FuseServerOptions options);
   // Unmounts and joins the workers; idempotent.
   void stop();
+  // Hot-upgrade exit (old side): stops reading requests, waits up to `limit`
+  // for every request a worker has read to be answered, and leaves the mount
+  // and the kernel's queue to the successor. False when a worker is still
+  // busy after `limit` (a hung backend): its threads are abandoned and the
+  // caller must end the process without destroying the PseudoFs.
+  bool handover(std::chrono::milliseconds limit);
   // True once the kernel's FUSE_INIT has been answered.
   bool initialized() const { return initialized_.load(); }
   // The FUSE_INIT parameters; meaningful once initialized().
@@ -145,6 +176,9 @@ class FuseServer final : public Invalidator {
 
  private:
   FuseServer(PseudoFs& fs, std::string mountpoint, FuseServerOptions options);
+  Result<void> new_session();
+  // Starts the workers on the session's descriptor.
+  Result<void> launch();
   void work(Worker& w);
   // Reports the kernel's end of the session (errno `err`) once.
   void session_ended(int err);
@@ -159,6 +193,10 @@ class FuseServer final : public Invalidator {
   std::atomic<bool> stopped_{false};
   std::atomic<bool> lost_{false};
   std::vector<std::unique_ptr<Worker>> workers_;
+  std::optional<FuseInitParams> inherited_;  // set by adopt() before the session exists
+  std::mutex exit_mu_;
+  std::condition_variable exit_cv_;
+  unsigned running_ = 0;  // guarded by exit_mu_: workers not yet returned
 };
 
 }  // namespace nydus::fs

@@ -16,6 +16,10 @@
 // shadow the root instance's entries of the same name, and the root listing
 // is the instance's. Other mountpoints may not nest.
 //
+// File handles: the fh values the kernel holds are this process's handles;
+// an unknown value (one a previous daemon handed out before a live upgrade or
+// failover) is reopened from the request's node id on first use.
+//
 // Detach works like a lazy unmount: open files and directories of the old
 // instance keep working until released; everything else of it answers ESTALE.
 // After attach/swap/detach the kernel's cached entries for the mountpoint (and
@@ -99,6 +103,16 @@ class PseudoFs {
   // Errors: kInvalidArgument (bad or nested path; all kMaxInstances slots
   // used: "too many filesystem instances: the limit is 255 per daemon"), kAlreadyExists.
   Result<void> attach(std::string_view mountpoint, std::shared_ptr<Filesystem> fs, std::shared_ptr<FsMetrics> metrics);
+  // attach() at a given slot and epoch (live upgrade: the node ids the kernel
+  // holds from the previous daemon stay valid). kAlreadyExists if the slot is
+  // in use, kInvalidArgument for slot 0, > kMaxInstances or epoch 0.
+  Result<void> attach_at(std::string_view mountpoint, std::shared_ptr<Filesystem> fs, std::shared_ptr<FsMetrics> metrics,
+                         Placement at);
+  // From now on a file handle this process never handed out is one the
+  // kernel got from a previous daemon (live upgrade, failover): it is
+  // reopened from its node id on first use instead of answering EBADF.
+  // attach_at() calls it.
+  void adopt_foreign_handles();
   // Replaces the instance in place (same slot, new epoch). kNotFound if none.
   Result<void> swap(std::string_view mountpoint, std::shared_ptr<Filesystem> fs, std::shared_ptr<FsMetrics> metrics);
   // kNotFound if nothing is attached there.
@@ -179,9 +193,19 @@ class PseudoFs {
   // Same, and frees its slot.
   std::shared_ptr<Handle> take_handle(std::uint64_t fh, bool is_dir);
 
+  Result<void> attach_impl(std::string_view mountpoint, std::shared_ptr<Filesystem> fs,
+                           std::shared_ptr<FsMetrics> metrics, std::optional<Placement> at);
+  FsResult<std::shared_ptr<Handle>> handle_for(std::uint64_t node, std::uint64_t fh, bool dir);
+  std::shared_ptr<Handle> take_released(std::uint64_t node, std::uint64_t fh, bool dir);
+  std::uint64_t handle_node(const Handle& h) const;
+  static void close_handle(std::shared_ptr<Handle> h);
+
   std::mutex handles_mu_;
   std::vector<HandleSlot> handle_slots_;     // guarded by handles_mu_
   std::vector<std::uint32_t> free_handles_;  // guarded by handles_mu_: free slot indexes
+  // Handles the kernel got from a previous daemon, reopened on first use (handle_for).
+  std::unordered_map<std::uint64_t, std::shared_ptr<Handle>> reopened_;  // guarded by handles_mu_
+  bool foreign_handles_ = false;  // guarded by handles_mu_: see adopt_foreign_handles()
 
   std::mutex inval_mu_;
   Invalidator* invalidator_ = nullptr;  // guarded by inval_mu_

@@ -1,0 +1,412 @@
+// End-to-end live upgrade and failover (contract §6.6 B and C, docs/upgrade.md)
+// with real nydusd processes and the test playing the snapshotter: its own
+// supervisor stores what sendfd saves and serves it to the successor's
+// takeover, while reader threads keep reading and verifying files through
+// the mount.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <future>
+#include <set>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "util/nydusd_fuse_fixture.h"
+#include "util/registry_server.h"
+#include "util/test_supervisor.h"
+
+namespace nydus::testutil {
+namespace {
+
+using Json = nlohmann::json;
+
+const std::string kFixture = std::string(NYDUS_SOURCE_DIR) + "/../shared/fixtures/rafs-v6";
+const std::vector<std::string> kFiles = {"lib.rs", "sync_io.rs"};
+
+std::string rafs_config() {
+  return Json{{"version", 2},
+              {"backend", {{"type", "localfs"}, {"localfs", {{"dir", kFixture + "/blobs"}}}}},
+              {"cache", {{"type", "blobcache"}, {"filecache", {{"work_dir", "/nonexistent-cache"}}}}},
+              {"rafs", {{"mode", "direct"}, {"validate", true}}}}
+      .dump();
+}
+
+HttpReply call_at(const std::string& sock, const std::string& method, const std::string& target,
+                  const std::string& body = "") {
+  std::string req = method + " " + target + " HTTP/1.1\r\nHost: x\r\n";
+  if (!body.empty()) req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  auto r = round_trip(sock, req + "\r\n" + body, std::chrono::seconds(30));
+  return r.value_or(HttpReply{});
+}
+
+bool wait_state(const std::string& sock, const std::string& state) {
+  return eventually([&] {
+    auto j = Json::parse(call_at(sock, "GET", "/api/v1/daemon").body, nullptr, false);
+    return j.is_object() && j.value("state", "") == state;
+  });
+}
+
+// Readers that open, read whole and compare files through the mount until stopped.
+class Readers {
+ public:
+  // `unstick` runs when a reader is still in a read after the hang guard
+  // (it aborts the connection, so the read returns and the test can end).
+  Readers(std::vector<std::pair<std::string, std::string>> files, unsigned n, std::function<void()> unstick)
+      : files_(std::move(files)), unstick_(std::move(unstick)) {
+    for (unsigned i = 0; i < n; ++i) done_.push_back(std::async(std::launch::async, [this, i] { run(i); }));
+  }
+  ~Readers() { stop(); }
+  // Waits until every reader completed `n` more verified reads (hang guard only).
+  bool progress(std::uint64_t n) {
+    std::uint64_t target = reads_.load() + n * done_.size();
+    return eventually([&] { return reads_.load() >= target || failures_.load() > 0; });
+  }
+  // Stops and joins; false when a reader is stuck in a read (a hung read).
+  bool stop() {
+    stop_ = true;
+    const auto deadline = std::chrono::steady_clock::now() + kHangGuard;
+    bool ok = true;
+    for (auto& f : done_) {
+      if (f.valid() && f.wait_until(deadline) != std::future_status::ready) ok = false;
+    }
+    if (!ok && unstick_) unstick_();
+    return ok;
+  }
+  std::uint64_t reads() const { return reads_.load(); }
+  // The longest time no read completed, since the last call (a reader's view of a pause).
+  std::chrono::microseconds take_longest_gap() {
+    last_ns_ = now_ns();
+    return std::chrono::microseconds(longest_ns_.exchange(0) / 1000);
+  }
+  std::uint64_t failures() const { return failures_.load(); }
+  std::string first_failure() const {
+    std::lock_guard lock(mu_);
+    return first_failure_;
+  }
+
+ private:
+  void run(unsigned id) {
+    std::vector<char> buf(1 << 16);
+    for (std::size_t k = id; !stop_.load(); ++k) {
+      const auto& [path, want] = files_[k % files_.size()];
+      int fd = ::open(path.c_str(), O_RDONLY);
+      std::string got;
+      int err = 0;
+      if (fd < 0) err = errno;
+      for (ssize_t n = 1; fd >= 0 && n > 0;) {
+        n = ::read(fd, buf.data(), buf.size());
+        if (n < 0) err = errno;
+        if (n > 0) got.append(buf.data(), static_cast<std::size_t>(n));
+      }
+      if (fd >= 0) ::close(fd);
+      if (err != 0 || got != want) {
+        if (failures_++ == 0) {
+          std::lock_guard lock(mu_);
+          first_failure_ = path + ": " + (err ? std::strerror(err) : "content differs");
+        }
+      } else {
+        ++reads_;
+        std::int64_t now = now_ns();
+        std::int64_t gap = now - last_ns_.exchange(now);
+        for (std::int64_t cur = longest_ns_.load(); gap > cur && !longest_ns_.compare_exchange_weak(cur, gap);) {
+        }
+      }
+    }
+  }
+  const std::vector<std::pair<std::string, std::string>> files_;
+  static std::int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  }
+  const std::function<void()> unstick_;
+  std::atomic<std::int64_t> last_ns_{now_ns()}, longest_ns_{0};
+  std::atomic<bool> stop_{false};
+  std::atomic<std::uint64_t> reads_{0}, failures_{0};
+  mutable std::mutex mu_;
+  std::string first_failure_;  // guarded by mu_
+  std::vector<std::future<void>> done_;
+};
+
+class UpgradeTest : public NydusdFuseFixture {
+ protected:
+  void SetUp() override {
+    NydusdFuseFixture::SetUp();
+    if (IsSkipped()) return;
+    if (::access((kFixture + "/rafs-v6-2.2.boot").c_str(), R_OK) != 0) GTEST_SKIP() << "sample image absent: " << kFixture;
+    sup_ = dir_.file("sup.sock");
+    sock2_ = dir_.file("api2.sock");
+  }
+  void TearDown() override {
+    // A failed run may leave readers waiting on a connection nobody serves:
+    // abort it (when fusectl is mounted) so they return.
+    if (HasFailure()) abort_connection();
+    next_.reset();
+    served_.reset();
+    if (fuse_fd_ >= 0) ::close(fuse_fd_);
+    NydusdFuseFixture::TearDown();
+  }
+
+  // The first daemon with the RAFS image at /r; its files and their content.
+  std::vector<std::pair<std::string, std::string>> start_first() {
+    start({"--id", "d1", "--supervisor", sup_, "--thread-num", "4"});
+    struct stat st {};
+    if (::stat(mnt_.c_str(), &st) == 0) conn_ = (std::uint64_t{major(st.st_dev)} << 20) | minor(st.st_dev);
+    std::string body = Json{{"source", kFixture + "/rafs-v6-2.2.boot"}, {"fs_type", "rafs"}, {"config", rafs_config()}}.dump();
+    auto r = call("POST", "/api/v1/mount?mountpoint=%2Fr", body);
+    EXPECT_EQ(r.status, 204u) << r.body;
+    mount_body_ = body;
+    std::vector<std::pair<std::string, std::string>> files;
+    for (const auto& f : kFiles) files.emplace_back(mnt_ + "/r/" + f, slurp(mnt_ + "/r/" + f));
+    return files;
+  }
+
+  // §6.6 A: sendfd while the supervisor stores; keeps the state and a descriptor.
+  void save_state(const std::string& sock = "") {
+    served_.reset();  // it listens on the same path
+    TestSupervisor store(sup_, TestSupervisor::Mode::kStore);
+    auto r = call_at(sock.empty() ? sock_ : sock, "PUT", "/api/v1/daemon/fuse/sendfd");
+    ASSERT_EQ(r.status, 204u) << r.body;
+    store.wait_done();
+    ASSERT_EQ(store.fds().size(), 1u);
+    state_ = store.bytes();
+    if (fuse_fd_ >= 0) ::close(fuse_fd_);
+    fuse_fd_ = ::fcntl(store.fds()[0], F_DUPFD_CLOEXEC, 0);
+    ASSERT_GE(fuse_fd_, 0);
+  }
+
+  // §6.6 B.1/C.1: the supervisor serves the stored state; then the new daemon.
+  void start_next(const std::string& sock, std::vector<std::string> extra) {
+    served_ = std::make_unique<TestSupervisor>(sup_, TestSupervisor::Mode::kServe, state_, fuse_fd_);
+    std::vector<std::string> args = {"--apisock", sock, "--mountpoint", mnt_, "--id", "d1", "--supervisor", sup_};
+    args.insert(args.end(), extra.begin(), extra.end());
+    next_ = std::make_unique<DaemonProcess>(args, dir_.file("nydusd2.log"));
+    ASSERT_TRUE(next_->wait_for_socket(sock)) << next_->log();
+    ASSERT_TRUE(wait_state(sock, "INIT")) << next_->log();
+  }
+
+  // Descriptors of this process, but the readers' files (opened and closed all the time).
+  std::vector<std::string> open_fds() const {
+    std::vector<std::string> out;
+    for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+      std::error_code ec;
+      std::string target = std::filesystem::read_symlink(e.path(), ec).string();
+      // Skipped: closed meanwhile, or a reader's file.
+      if (!ec && target.rfind(mnt_, 0) != 0) out.push_back(e.path().filename().string() + " " + target);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+  // Children of this process that exited and were not reaped.
+  static std::size_t zombie_children() {
+    std::size_t n = 0;
+    const std::string me = std::to_string(::getpid());
+    for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+      std::ifstream in(e.path() / "status");
+      std::string line, state, ppid;
+      while (std::getline(in, line)) {
+        if (line.rfind("State:", 0) == 0) state = line;
+        if (line.rfind("PPid:", 0) == 0) ppid = line.substr(line.find_first_not_of(" \t", 5));
+      }
+      if (ppid == me && state.find('Z') != std::string::npos) ++n;
+    }
+    return n;
+  }
+
+  // Ends the FUSE connection through fusectl (mounted if it is not).
+  void abort_connection() const {
+    if (conn_ == 0) return;
+    if (::access(fmt_conn("abort").c_str(), W_OK) != 0) {
+      ::mount("fusectl", "/sys/fs/fuse/connections", "fusectl", 0, nullptr);
+    }
+    std::ofstream(fmt_conn("abort")) << "1";
+  }
+
+  std::string fmt_conn(const char* file) const {
+    return "/sys/fs/fuse/connections/" + std::to_string(conn_) + "/" + file;
+  }
+
+  std::string sup_, sock2_, mount_body_;
+  std::uint64_t conn_ = 0;
+  std::vector<std::uint8_t> state_;
+  int fuse_fd_ = -1;
+  std::unique_ptr<TestSupervisor> served_;
+  std::unique_ptr<DaemonProcess> next_;
+};
+
+// §6.6 C under load: 8 readers, none fails or hangs; an fd opened before
+// keeps reading, inode numbers stay, the listing is whole, info lists the
+// mount, and the snapshotter's re-issued mount succeeds without change.
+TEST_F(UpgradeTest, HotUpgradeUnderLoadLosesNoRead) {
+  auto files = start_first();
+  ASSERT_FALSE(files.empty());
+  ASSERT_EQ(files[0].second.size(), 16931u);
+  struct stat before {};
+  ASSERT_EQ(::stat(files[0].first.c_str(), &before), 0);
+  int held = ::open(files[1].first.c_str(), O_RDONLY);
+  ASSERT_GE(held, 0);
+  Readers readers(files, 8, [this] { abort_connection(); });
+  ASSERT_TRUE(readers.progress(20)) << readers.first_failure();
+  save_state();
+  start_next(sock2_, {"--upgrade", "--thread-num", "4"});
+  auto t = call_at(sock2_, "PUT", "/api/v1/daemon/fuse/takeover");
+  ASSERT_EQ(t.status, 204u) << t.body << next_->log();
+  ASSERT_TRUE(wait_state(sock2_, "READY"));
+  ASSERT_TRUE(readers.progress(20)) << readers.first_failure();  // the old daemon still serves
+  ASSERT_EQ(call("PUT", "/api/v1/daemon/exit").status, 204u);
+  EXPECT_EQ(daemon_->wait_exit(), 0) << daemon_->log();
+  auto s = call_at(sock2_, "PUT", "/api/v1/daemon/start");
+  ASSERT_EQ(s.status, 204u) << s.body << next_->log();
+  ASSERT_TRUE(wait_state(sock2_, "RUNNING")) << next_->log();
+  ASSERT_TRUE(readers.progress(20)) << readers.first_failure();
+  EXPECT_TRUE(readers.stop()) << "a read hung";
+  EXPECT_EQ(readers.failures(), 0u) << readers.first_failure() << next_->log();
+
+  std::string rest(files[1].second.size(), '\0');
+  EXPECT_EQ(::pread(held, rest.data(), rest.size(), 0), static_cast<ssize_t>(rest.size())) << std::strerror(errno);
+  EXPECT_EQ(rest, files[1].second);
+  ::close(held);
+  struct stat after {};
+  ASSERT_EQ(::stat(files[0].first.c_str(), &after), 0);
+  EXPECT_EQ(after.st_ino, before.st_ino);
+  std::set<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(mnt_ + "/r")) names.insert(e.path().filename());
+  EXPECT_EQ(names, (std::set<std::string>{"lib.rs", "sync_io.rs"}));
+  auto info = Json::parse(call_at(sock2_, "GET", "/api/v1/daemon").body);
+  EXPECT_EQ(info["backend_collection"]["/r"]["backend_type"], "Rafs") << info.dump();
+  // §6.6 C.8: the re-issued identical mount is kept as restored.
+  EXPECT_EQ(call_at(sock2_, "POST", "/api/v1/mount?mountpoint=%2Fr", mount_body_).status, 204u);
+  auto events = call_at(sock2_, "GET", "/api/v1/daemon/events").body;
+  EXPECT_NE(events.find("state restored from supervisor"), std::string::npos) << events;
+  // A graceful stop of the successor unmounts what it inherited (libfuse does not know the mountpoint).
+  next_->signal(SIGTERM);
+  EXPECT_EQ(next_->wait_exit(), 0) << next_->log();
+  EXPECT_FALSE(is_mounted(mnt_));
+}
+
+// §6.6 B: the daemon is killed (-9) under load; a new one started with the
+// same arguments detects the failover (§6.4), takes over the supervisor's
+// last state, and with --failover-policy resend the requests the dead daemon
+// had read are answered too: no reader fails or hangs.
+TEST_F(UpgradeTest, FailoverAfterKill9WithResendLosesNoRead) {
+  auto files = start_first();
+  ASSERT_FALSE(files.empty());
+  struct stat before {};
+  ASSERT_EQ(::stat(files[0].first.c_str(), &before), 0);
+  save_state();
+  Readers readers(files, 8, [this] { abort_connection(); });
+  ASSERT_TRUE(readers.progress(20)) << readers.first_failure();
+  readers.take_longest_gap();
+  daemon_->signal(SIGKILL);
+  EXPECT_EQ(daemon_->wait_exit(), 128 + SIGKILL);
+  start_next(sock_, {"--thread-num", "4", "--failover-policy", "resend"});  // no --upgrade: detected
+  auto t = call_at(sock_, "PUT", "/api/v1/daemon/fuse/takeover");
+  ASSERT_EQ(t.status, 204u) << t.body << next_->log();
+  auto s = call_at(sock_, "PUT", "/api/v1/daemon/start");
+  ASSERT_EQ(s.status, 204u) << s.body << next_->log();
+  ASSERT_TRUE(wait_state(sock_, "RUNNING")) << next_->log();
+  ASSERT_TRUE(readers.progress(20)) << readers.first_failure() << next_->log();
+  std::cout << "failover read pause (kill -9 to reads answered again): "
+            << readers.take_longest_gap().count() / 1000.0 << " ms\n";  // reported, not checked
+  EXPECT_TRUE(readers.stop()) << "a read hung";
+  EXPECT_EQ(readers.failures(), 0u) << readers.first_failure() << next_->log();
+  struct stat after {};
+  ASSERT_EQ(::stat(files[0].first.c_str(), &after), 0);
+  EXPECT_EQ(after.st_ino, before.st_ino);
+  EXPECT_NE(next_->log().find("failover: "), std::string::npos) << next_->log();
+  auto info = Json::parse(call_at(sock_, "GET", "/api/v1/daemon").body);
+  EXPECT_EQ(info["backend_collection"]["/r"]["backend_type"], "Rafs") << info.dump();
+}
+
+// 100 hot upgrades in a row under the same load (issue #15): no read fails
+// or hangs, every old daemon exits 0 and is reaped (no zombie), and the test
+// process (the supervisor's side) holds no more descriptors than before.
+TEST_F(UpgradeTest, HundredHotUpgradesInARowUnderLoad) {
+  auto files = start_first();
+  ASSERT_FALSE(files.empty());
+  Readers readers(files, 8, [this] { abort_connection(); });
+  ASSERT_TRUE(readers.progress(5)) << readers.first_failure();
+  std::unique_ptr<DaemonProcess> cur = std::move(daemon_);
+  std::string from = sock_;
+  const std::string socks[2] = {dir_.file("api-a.sock"), dir_.file("api-b.sock")};
+  std::vector<std::string> fds_before;
+  std::vector<std::chrono::microseconds> pauses;
+  for (int i = 0; i < 100; ++i) {
+    const std::string& to = socks[i % 2];
+    readers.take_longest_gap();
+    ASSERT_NO_FATAL_FAILURE(save_state(from));
+    ASSERT_NO_FATAL_FAILURE(start_next(to, {"--upgrade", "--thread-num", "4"}));
+    ASSERT_EQ(call_at(to, "PUT", "/api/v1/daemon/fuse/takeover").status, 204u) << next_->log();
+    ASSERT_EQ(call_at(from, "PUT", "/api/v1/daemon/exit").status, 204u);
+    ASSERT_EQ(cur->wait_exit(), 0) << cur->log();
+    ASSERT_EQ(call_at(to, "PUT", "/api/v1/daemon/start").status, 204u) << next_->log();
+    ASSERT_TRUE(wait_state(to, "RUNNING")) << next_->log();
+    ASSERT_TRUE(readers.progress(1)) << "round " << i << ": " << readers.first_failure();
+    pauses.push_back(readers.take_longest_gap());
+    cur = std::move(next_);
+    from = to;
+    if (i == 0) fds_before = open_fds();
+  }
+  EXPECT_TRUE(readers.stop()) << "a read hung";
+  EXPECT_EQ(readers.failures(), 0u) << readers.first_failure() << cur->log();
+  // Reported, not checked (docs/benchmarks.md): the longest stretch without a
+  // completed read in each round, sendfd to RUNNING.
+  std::sort(pauses.begin(), pauses.end());
+  std::cout << "hot-upgrade read pause over " << pauses.size() << " rounds: p50 " << pauses[pauses.size() / 2].count() / 1000.0
+            << " ms, max " << pauses.back().count() / 1000.0 << " ms\n";
+  EXPECT_EQ(open_fds().size(), fds_before.size()) << testing::PrintToString(open_fds()) << testing::PrintToString(fds_before);
+  EXPECT_EQ(zombie_children(), 0u);
+  daemon_ = std::move(cur);  // the fixture's teardown ends the last one
+}
+
+// §6.6 B with a request held by the daemon when it dies: the registry hangs
+// the first blob read, so a worker is inside a READ when kill -9 comes. Only
+// FUSE_NOTIFY_RESEND brings that request to the successor; without it the
+// reader would wait forever.
+TEST_F(UpgradeTest, FailoverResendsTheRequestTheKilledDaemonHeld) {
+  auto files = start_first();  // /r (localfs) gives the expected content
+  ASSERT_FALSE(files.empty());
+  FakeRegistry fake(dir_.path(), kFixture + "/blobs", {"--repo", "library/t"});
+  if (!fake.skip_reason().empty()) GTEST_SKIP() << fake.skip_reason();
+  ASSERT_TRUE(fake.up()) << fake.log();
+  std::string work = dir_.file("cache");
+  std::filesystem::create_directories(work);
+  Json cfg = {{"device",
+               {{"backend",
+                 {{"type", "registry"},
+                  {"config",
+                   {{"scheme", "http"}, {"host", fake.host()}, {"repo", "library/t"}, {"timeout", 60},
+                    {"connect_timeout", 5}, {"retry_limit", 0}}}}},
+                {"cache", {{"type", "blobcache"}, {"config", {{"work_dir", work}}}}}}},
+              {"mode", "direct"}};
+  std::string body = Json{{"source", kFixture + "/rafs-v6-2.2.boot"}, {"fs_type", "rafs"}, {"config", cfg.dump()}}.dump();
+  auto m = call("POST", "/api/v1/mount?mountpoint=%2Fg", body);
+  ASSERT_EQ(m.status, 204u) << m.body;
+  save_state();
+  fake.control({{"faults", {"hang"}}});
+  std::vector<std::pair<std::string, std::string>> remote;
+  for (std::size_t i = 0; i < files.size(); ++i) remote.emplace_back(mnt_ + "/g/" + kFiles[i], files[i].second);
+  Readers readers(remote, 8, [this] { abort_connection(); });
+  ASSERT_TRUE(eventually([&] { return fake.stats().value("blob_gets", 0) >= 1; })) << fake.log();
+  daemon_->signal(SIGKILL);  // a worker is waiting for the hung blob read
+  EXPECT_EQ(daemon_->wait_exit(), 128 + SIGKILL);
+  start_next(sock_, {"--thread-num", "4", "--failover-policy", "resend"});
+  ASSERT_EQ(call_at(sock_, "PUT", "/api/v1/daemon/fuse/takeover").status, 204u) << next_->log();
+  ASSERT_EQ(call_at(sock_, "PUT", "/api/v1/daemon/start").status, 204u) << next_->log();
+  ASSERT_TRUE(readers.progress(5)) << readers.first_failure() << next_->log();
+  EXPECT_TRUE(readers.stop()) << "a read hung" << next_->log();
+  EXPECT_EQ(readers.failures(), 0u) << readers.first_failure() << next_->log();
+}
+
+}  // namespace
+}  // namespace nydus::testutil
