@@ -12,9 +12,11 @@
 // a chunk on this machine.
 // Every pass mounts a fresh instance (new backend, new 16 MiB chunk cache,
 // and for the blob cache rows an empty work_dir) and drops the page cache,
-// so every byte comes from the registry. Each pass runs twice: without a blob
-// cache (one chunk per request) and with a blob cache and amplify_io 1 MiB
-// (adjacent chunks merged into one request).
+// so every byte comes from the registry. Each pass runs three times: without
+// a blob cache (one chunk per request), with a blob cache and amplify_io 1 MiB
+// (adjacent chunks merged into one request), and (seq only) with the
+// snapshotter's stock settings: that plus prefetch_all (8 workers, 1 MiB runs)
+// started at mount time, as nydusd does.
 //   seq:  read() of the whole file in 128 KiB calls; throughput is counted
 //         in blob bytes fetched per second so it compares with curl's;
 //   rand: 1024 pread()s of 4 KiB at random aligned offsets, each timed
@@ -39,6 +41,7 @@
 #include "nydus/fs/pseudo_fs.h"
 #include "nydus/fs/rafs_fs.h"
 #include "nydus/storage/builder.h"
+#include "nydus/storage/prefetch.h"
 #include "nydus/storage/registry_backend.h"
 
 namespace {
@@ -155,8 +158,11 @@ int main(int argc, char** argv) {
   }
   int instance = 0;
   std::shared_ptr<nydus::storage::BlobBackend> last_backend;
+  std::unique_ptr<nydus::storage::Prefetcher> prefetch;  // the stock side's, for one pass
   // A fresh instance: new backend (no connections, no cached state), new chunk cache.
-  auto attach = [&](bool blob_cache) -> std::string {
+  // side 0: no blob cache; 1: blob cache + amplify_io; 2: that + prefetch_all.
+  auto attach = [&](int side) -> std::string {
+    const bool blob_cache = side > 0;
     nydus::config::RegistryConfig rc;
     rc.scheme = "http";
     rc.host = "127.0.0.1:" + std::to_string(port);
@@ -177,6 +183,11 @@ int main(int argc, char** argv) {
     }
     auto fs = nydus::fs::RafsFs::open(std::move(o));
     if (!fs) return "";
+    if (side == 2) {
+      nydus::storage::PrefetchOptions po;
+      po.prefetch_all = true;
+      prefetch = nydus::storage::Prefetcher::start(std::shared_ptr<const nydus::storage::Image>(*fs, &(*fs)->image()), po);
+    }
     std::string name = "/i" + std::to_string(instance++);
     (void)pseudo.attach(name, *fs, std::make_shared<nydus::fs::FsMetrics>(name, nydus::fs::FsMetricsOptions{}));
     return mnt + name + "/big";
@@ -185,7 +196,7 @@ int main(int argc, char** argv) {
   std::mt19937_64 rng(7);
   std::vector<off_t> offsets(kRandomReads);
   for (auto& o : offsets) o = off_t((rng() % (kFileSize / 4096)) * 4096);
-  std::vector<double> curl_s, seq_s[2], lat_ms[2];  // [0] no blob cache, [1] blob cache + amplify_io
+  std::vector<double> curl_s, seq_s[3], lat_ms[2];  // indexed by attach()'s side
   bool failed = false;
   for (int r = 0; r < rounds; ++r) {
     drop_caches();
@@ -195,9 +206,9 @@ int main(int argc, char** argv) {
     curl_s.push_back(std::chrono::duration<double>(Clock::now() - t).count());
     failed |= got != std::to_string(built->blob.size());
 
-    for (int cached = 0; cached < 2; ++cached) {
-      std::string path = attach(cached != 0);
+    for (int cached = 0; cached < 3; ++cached) {
       drop_caches();
+      std::string path = attach(cached);
       std::vector<char> buf(128 << 10);
       t = Clock::now();
       int fd = ::open(path.c_str(), O_RDONLY);
@@ -207,8 +218,10 @@ int main(int argc, char** argv) {
       seq_s[cached].push_back(std::chrono::duration<double>(Clock::now() - t).count());
       std::printf("# seq pass backend%s: %s\n", cached ? " (blob cache)" : "", last_backend->metrics().to_json().c_str());
       failed |= total != kFileSize;
+      prefetch.reset();
+      if (cached == 2) continue;
 
-      path = attach(cached != 0);
+      path = attach(cached);
       drop_caches();
       fd = ::open(path.c_str(), O_RDONLY);
       for (off_t off : offsets) {
@@ -224,8 +237,9 @@ int main(int argc, char** argv) {
               rounds, threads, auth ? "htpasswd auth" : "no auth");
   std::printf("| side | cold sequential, blob MiB/s | file MiB/s | vs curl |\n|---|---|---|---|\n");
   std::printf("| curl, whole blob in one GET | %.0f | - | 1.00 |\n", blob_mib / c);
-  const char* names[2] = {"nydusd FUSE, no blob cache", "nydusd FUSE, blobcache + amplify_io 1 MiB"};
-  for (int k = 0; k < 2; ++k) {
+  const char* names[3] = {"nydusd FUSE, no blob cache", "nydusd FUSE, blobcache + amplify_io 1 MiB",
+                          "nydusd FUSE, stock: blobcache + amplify_io 1 MiB + prefetch_all"};
+  for (int k = 0; k < 3; ++k) {
     double s = median(seq_s[k]);
     std::printf("| %s | %.0f | %.0f | %.2f |\n", names[k], blob_mib / s, 256 / s, c / s);
   }

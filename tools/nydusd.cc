@@ -21,6 +21,7 @@
 //      shutdown, exit status 1; docs/decisions.md);
 //   8. stop the API server, which removes the socket if it is still ours;
 //      wait at most 2 s for a running mount request (exit status 1 without it).
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
@@ -255,6 +256,12 @@ nydus::Result<daemon::MountRequest> rafs_mount_request(const Flags& f, const std
 
 int main(int argc, char** argv) {
   namespace daemon = nydus::daemon;
+  // Chunk buffers (1 MiB by default) are allocated and freed by many threads.
+  // glibc raises its mmap threshold after the first such free and then keeps
+  // freed buffers in per-thread arenas: prefetch workers left tens of MiB
+  // resident. A fixed threshold returns every buffer >= 128 KiB to the system
+  // (docs/robustness.md "Memory").
+  ::mallopt(M_MMAP_THRESHOLD, 128 << 10);
   Flags flags;
   CLI::App app{"nydusd: the Nydus image service daemon (management API over a Unix socket)", "nydusd"};
   add_flags(app, flags);

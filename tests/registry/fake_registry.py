@@ -22,6 +22,10 @@ Control, on the first port, without auth:
                    unauthorized (bearer 401 answers), proxied (absolute-form requests:
                    the server used as an HTTP forward proxy, any origin host),
                    connects (CONNECT requests, refused with 405)
+Distance (benchmarks): --latency-ms N delays every request by N ms before
+its answer (one round trip to a far registry); --rate-bytes B paces each
+connection's body bytes at B bytes/s with a token bucket (a 256 KiB burst),
+like a per-flow bandwidth limit.
 Prints "PORTS <registry> <store>" on stdout once both ports listen; runs until killed.
 """
 import argparse
@@ -64,9 +68,36 @@ def blob_path(digest):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    BURST = 256 << 10
 
     def log_message(self, *a):
         pass
+
+    def setup(self):
+        super().setup()
+        self.tokens, self.refilled = self.BURST, time.monotonic()  # this connection's bucket
+
+    def parse_request(self):
+        ok = super().parse_request()
+        if ok and ARGS.latency_ms:
+            time.sleep(ARGS.latency_ms / 1000.0)
+        return ok
+
+    def send_body(self, data):
+        if not ARGS.rate_bytes:
+            return self.wfile.write(data)
+        view = memoryview(data)
+        for off in range(0, len(view), 64 << 10):
+            piece = view[off:off + (64 << 10)]
+            while True:  # an oversleep is credited (up to the burst), so the mean rate holds
+                now = time.monotonic()
+                self.tokens = min(self.BURST, self.tokens + (now - self.refilled) * ARGS.rate_bytes)
+                self.refilled = now
+                if self.tokens >= len(piece):
+                    break
+                time.sleep((len(piece) - self.tokens) / ARGS.rate_bytes)
+            self.tokens -= len(piece)
+            self.wfile.write(piece)
 
     def reply(self, code, body=b"", headers=None):
         self.send_response(code)
@@ -75,7 +106,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.command != "HEAD":
-            self.wfile.write(body)
+            self.send_body(body)
 
     def reset(self):
         # RST instead of FIN: SO_LINGER with a zero timeout, then close.
@@ -260,6 +291,8 @@ def main():
     p.add_argument("--expires-in", type=int, default=0)
     p.add_argument("--no-post-token", action="store_true")
     p.add_argument("--unix-socket", default="", help="also serve the object store on this Unix socket")
+    p.add_argument("--latency-ms", type=float, default=0, help="delay before answering each request")
+    p.add_argument("--rate-bytes", type=float, default=0, help="body bytes per second per connection (0: unpaced)")
     ARGS = p.parse_args()
     store = ThreadingHTTPServer(("127.0.0.1", 0), Store)
     ARGS.store_port = store.server_address[1]
