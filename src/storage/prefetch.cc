@@ -139,7 +139,7 @@ std::vector<Run> plan(const Image& im, const PrefetchOptions& o, const std::func
       loaded = c.blob;
       if (!r) report(c.blob, r.error().message());
     }
-    if (infos && c.index < infos->size()) builder.add(c.blob, c.index, (*infos)[c.index].uncompressed_size);
+    if (infos && c.index < infos->size()) builder.add(c.blob, c.index, (*infos)[c.index].compressed_size);
   }
   for (std::uint32_t b = 0; all && b < blobs; ++b) {
     if (stopping()) return {};
@@ -148,7 +148,7 @@ std::vector<Run> plan(const Image& im, const PrefetchOptions& o, const std::func
       report(b, r.error().message());
       continue;
     }
-    for (std::uint32_t i = 0; i < (*r)->size(); ++i) builder.add(b, i, (**r)[i].uncompressed_size);
+    for (std::uint32_t i = 0; i < (*r)->size(); ++i) builder.add(b, i, (**r)[i].compressed_size);
   }
   return runs;
 }

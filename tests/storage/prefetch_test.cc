@@ -281,8 +281,8 @@ TEST_F(PrefetchTest, StopWaitsOnlyForTheRunInFlight) {
   auto im = open_image();
   ASSERT_TRUE(im);
   backend_->close_gate();
-  // One chunk per run.
-  auto p = Prefetcher::start(im, PrefetchOptions{.threads = 1, .batch_size = 64 << 10, .prefetch_all = true});
+  // One chunk per run: the limit (compressed bytes) is below any chunk's size.
+  auto p = Prefetcher::start(im, PrefetchOptions{.threads = 1, .batch_size = 1, .prefetch_all = true});
   ASSERT_TRUE(backend_->wait_blocked(1));
   auto stopped = std::async(std::launch::async, [&] { p->stop(); });
   ASSERT_TRUE(eventually([&] { return p->stopping(); }));

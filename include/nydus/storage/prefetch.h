@@ -6,7 +6,7 @@
 // bootstrap's prefetch table — then, with `prefetch_all` (or a hint naming
 // "/", or a table holding only the root), every chunk of every blob. The
 // unit of work is a run of adjacent chunks of one blob of at most
-// `batch_size` uncompressed bytes (at least one chunk), made ready by
+// `batch_size` compressed bytes (at least one chunk), one backend request, made ready by
 // Image::cache_chunks; chunks already ready are skipped there.
 //
 // Threads: one planner that becomes a worker and starts `threads - 1` more
@@ -45,7 +45,7 @@ namespace nydus::storage {
 
 struct PrefetchOptions {
   std::uint32_t threads = 8;             // workers, at least 1
-  std::uint64_t batch_size = 1u << 20;   // uncompressed bytes per run
+  std::uint64_t batch_size = 1u << 20;   // compressed (backend) bytes per run
   std::uint64_t bandwidth_limit = 0;     // backend bytes/s; 0 = unlimited
   bool prefetch_all = false;             // every chunk of every blob, after the hinted files
   std::vector<std::string> files{};      // absolute paths; replaces the prefetch table when non-empty
