@@ -418,6 +418,7 @@ TEST_F(RawBlobCacheTest, ReadOnceThenServedWithTheBackendGone) {
     expect_all_files(*im);
     EXPECT_GT(backend_->metrics().read_count(), 0u);
     expect_raw_matches_blob(*im);
+    EXPECT_EQ(im->blob_cache_stats().underlying_files, std::vector<std::string>{raw_path()});
   }
   EXPECT_FALSE(stdfs::exists(data_path())) << "a compressed cache writes no .blob.data";
   // The chunk_map, decoded by byte arithmetic: upstream's name and layout.
