@@ -8,10 +8,11 @@
 // Order per chunk: decode, check the digest if asked, write to `.blob.data`,
 // set its bit (BlobCacheFile::store), then hand it to the readers waiting
 // for it (ChunkCache::finish). A `.blob.raw` cache gets the whole request's
-// bytes in one write first, and a chunk's bit once it decoded (and verified). Extra chunks are claimed in the chunk cache
-// before the request, so a reader of one waits for this fetch instead of
-// fetching it again; a chunk that cannot be decoded or checked, or the whole
-// run when the request fails, is abandoned: its readers fetch it themselves.
+// bytes in one write first, and a chunk's bit once it decoded (and verified).
+// Extra chunks are claimed in the chunk cache before the request, so a
+// reader of one waits for this fetch instead of fetching it again; a chunk
+// that cannot be decoded or checked, or the whole run when the request
+// fails, is abandoned: its readers fetch it themselves.
 #include <fmt/format.h>
 
 #include <algorithm>

@@ -142,7 +142,7 @@ BlobCacheFile* Image::Impl::blob_cache(std::uint32_t blob_index, const std::vect
     const BlobInfo& blob = blobs[blob_index];
     const CacheLayout layout = options.blob_cache_compressed ? CacheLayout::kRaw : CacheLayout::kData;
     auto opened = options.blob_caches->get(options.blob_cache_dir, blob.blob_id, infos,
-                                           BlobSizes{blob.uncompressed_size, blob.compressed_size}, layout);
+                                           BlobSizes{blob.uncompressed_size, compressed_data_size(blob)}, layout);
     if (!opened) {
       if (!st.cache_failed.exchange(true, std::memory_order_acq_rel)) report_cache_error(blob_index, opened.error());
       return nullptr;
@@ -175,8 +175,10 @@ Result<void> Image::Impl::read_rafs_chunk(std::uint32_t blob_index, std::uint32_
   const bool validate = options.digest_validate;
   BlobCacheFile* cache = blob_cache(blob_index, **infos);
   hit = cache && cache->is_ready(ci_index);
-  // A ready chunk without validation: straight from `.blob.data`, no decoding.
-  if (cache && !cache->raw() && !validate && cache->read(ci_index, c, in_chunk, out)) return {};
+  // A ready chunk without validation: straight from `.blob.data`, no decoding;
+  // from `.blob.raw` too when the chunk is stored uncompressed.
+  const bool stored_plain = !cache || !cache->raw() || (!c.compressed && c.compressed_size == c.uncompressed_size);
+  if (cache && stored_plain && !validate && cache->read(ci_index, c, in_chunk, out)) return {};
   if (!options.backend && !cache) return fail(ErrorCode::kNotFound, where + ": no storage backend configured");
   if (!cache && !c.compressed && !validate) {
     auto n = options.backend->read(blob.blob_id, c.compressed_offset + in_chunk, out);

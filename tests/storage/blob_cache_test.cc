@@ -391,7 +391,7 @@ class RawBlobCacheTest : public BlobCacheTest {
     auto chunks = im.blob_chunks(0);
     ASSERT_TRUE(chunks);
     auto raw = slurp(raw_path());
-    ASSERT_EQ(raw.size(), im.blobs()[0].compressed_size);
+    ASSERT_EQ(raw.size(), compressed_data_size(im.blobs()[0]));
     for (std::size_t i = 0; i < (*chunks)->size(); ++i) {
       const ChunkInfo& c = (**chunks)[i];
       ASSERT_LE(c.compressed_offset + c.compressed_size, raw.size());
@@ -475,6 +475,17 @@ TEST_F(RawBlobCacheTest, WrongSizedRawFileIsDiscarded) {
   expect_all_files(*im);
   EXPECT_GT(backend_->metrics().read_count(), 0u);
   expect_raw_matches_blob(*im);
+}
+
+TEST_F(RawBlobCacheTest, TruncatedRawFileIsNeverServed) {
+  // A one-byte chunk cache: every read of a compressed chunk decodes from `.blob.raw`,
+  // and incompressible chunks (random.bin) are read from it in place.
+  auto im = open_image(nullptr, false, std::make_shared<ChunkCache>(1));
+  ASSERT_TRUE(im);
+  expect_all_files(*im);
+  ASSERT_EQ(::truncate(raw_path().c_str(), 4096), 0);  // cut under the mount, bits still set
+  expect_all_files(*im, /*backwards=*/true);
+  expect_all_files(*im);
 }
 
 TEST_F(RawBlobCacheTest, SwitchingLayoutsNeverTrustsTheOtherFilesBits) {
