@@ -226,12 +226,10 @@ Result<std::shared_ptr<fs::RafsFs>> FuseService::make_rafs(const MountRequest& r
     std::error_code ec;
     if (std::filesystem::is_directory(c.cache->filecache->work_dir, ec)) {
       o.image.blob_meta_dir = c.cache->filecache->work_dir;
-      // cache.compressed wants `.blob.raw`, not written yet: no blob cache rather than the wrong file.
-      if (!c.cache->compressed) {
-        o.image.blob_cache_dir = c.cache->filecache->work_dir;
-        o.image.blob_caches = blob_caches_;
-        o.image.amplify_io = c.rafs ? c.rafs->batch_size : config::kDefaultBatchSize;
-      }
+      o.image.blob_cache_dir = c.cache->filecache->work_dir;
+      o.image.blob_cache_compressed = c.cache->compressed;  // `.blob.raw` instead of `.blob.data`
+      o.image.blob_caches = blob_caches_;
+      o.image.amplify_io = c.rafs ? c.rafs->batch_size : config::kDefaultBatchSize;
     }
   }
   o.enable_xattr = c.rafs && c.rafs->enable_xattr;

@@ -112,4 +112,13 @@ std::vector<std::uint8_t> make_blob_meta_header(const BlobInfo& blob) {
   return h;
 }
 
+std::uint64_t compressed_data_size(const BlobInfo& blob) {
+  // A separate blob (zran) is an OCI layer: all of it is data. So is a blob older than 2.2's.
+  if ((blob.features & kBlobFeatureSeparate) || !(blob.features & kBlobFeatureCapTarToc)) return blob.compressed_size;
+  const std::uint64_t tar_header = (blob.features & kBlobFeatureHasTarHeader) ? 512 : 0;
+  const bool has_ci = blob.ci_compressed_size != 0 && blob.ci_uncompressed_size != 0;
+  const std::uint64_t end = has_ci ? blob.ci_offset : blob.compressed_size;
+  return end >= tar_header ? end - tar_header : 0;
+}
+
 }  // namespace nydus::storage

@@ -7,10 +7,12 @@
 //
 // Order per chunk: decode, check the digest if asked, write to `.blob.data`,
 // set its bit (BlobCacheFile::store), then hand it to the readers waiting
-// for it (ChunkCache::finish). Extra chunks are claimed in the chunk cache
-// before the request, so a reader of one waits for this fetch instead of
-// fetching it again; a chunk that cannot be decoded or checked, or the whole
-// run when the request fails, is abandoned: its readers fetch it themselves.
+// for it (ChunkCache::finish). A `.blob.raw` cache gets the whole request's
+// bytes in one write first, and a chunk's bit once it decoded (and verified).
+// Extra chunks are claimed in the chunk cache before the request, so a
+// reader of one waits for this fetch instead of fetching it again; a chunk
+// that cannot be decoded or checked, or the whole run when the request
+// fails, is abandoned: its readers fetch it themselves.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -118,6 +120,13 @@ Result<std::vector<std::uint8_t>> fetch_run(const Image::Impl& m, ClaimedRun& ru
   auto n = m.options.backend->read(blob.blob_id, begin, packed);
   if (!n) return tl::unexpected(n.error());
   if (*n != packed.size()) return tl::unexpected(corrupt(where + ": blob is truncated"));
+  // Raw: the request as fetched, at its blob offset, before any bit is set.
+  bool raw_stored = false;
+  if (cache && cache->raw()) {
+    auto s = cache->store_range(begin, packed);
+    if (!s) m.report_cache_error(blob_index, s.error());
+    raw_stored = bool(s);
+  }
   std::vector<std::uint8_t> mine;
   for (std::uint32_t index = first; index < end_index; ++index) {
     const ChunkInfo& c = infos[index];
@@ -132,8 +141,9 @@ Result<std::vector<std::uint8_t>> fetch_run(const Image::Impl& m, ClaimedRun& ru
       continue;
     }
     // Best effort: a chunk that cannot be cached (ENOSPC, EIO) is still served.
-    if (cache) {
-      if (auto s = cache->store(index, c, *data); !s) m.report_cache_error(blob_index, s.error());
+    if (cache && (!cache->raw() || raw_stored)) {
+      auto s = cache->raw() ? cache->mark_ready(index) : cache->store(index, c, *data);
+      if (!s) m.report_cache_error(blob_index, s.error());
     }
     if (own) {
       mine = std::move(*data);
@@ -175,6 +185,19 @@ Result<std::vector<std::uint8_t>> Image::Impl::decode_chunk(std::uint32_t blob_i
     if (auto v = check_digest(blob_index, index, data); !v) return tl::unexpected(v.error());
   }
   return data;
+}
+
+std::optional<std::vector<std::uint8_t>> Image::Impl::cached_chunk(std::uint32_t blob_index, std::uint32_t index,
+                                                                   const ChunkInfo& c, BlobCacheFile& cache) const {
+  std::vector<std::uint8_t> stored(cache.size_of(c));
+  if (!cache.read(index, c, 0, stored)) return std::nullopt;
+  if (cache.raw()) {
+    auto data = decode_chunk(blob_index, index, c, stored);  // checks the digest when validating
+    if (!data) return std::nullopt;
+    return std::move(*data);
+  }
+  if (options.digest_validate && !check_digest(blob_index, index, stored)) return std::nullopt;
+  return stored;
 }
 
 Result<std::vector<std::uint8_t>> Image::Impl::fetch_missing(std::uint32_t blob_index, const std::vector<ChunkInfo>& infos,

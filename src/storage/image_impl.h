@@ -95,6 +95,10 @@ struct Image::Impl {
   // request fetches and stores the adjacent missing chunks after it.
   Result<std::vector<std::uint8_t>> fetch_missing(std::uint32_t blob_index, const std::vector<ChunkInfo>& infos,
                                                   BlobCacheFile* cache, std::uint32_t index) const;
+  // Ready chunk `index` from the blob cache, decoded (kRaw) and digest checked
+  // when validating; nullopt when it cannot be read, decoded or verified.
+  std::optional<std::vector<std::uint8_t>> cached_chunk(std::uint32_t blob_index, std::uint32_t index,
+                                                        const ChunkInfo& c, BlobCacheFile& cache) const;
   // Chunk `index` decoded from its stored bytes, digest checked when validating.
   Result<std::vector<std::uint8_t>> decode_chunk(std::uint32_t blob_index, std::uint32_t index, const ChunkInfo& c,
                                                  std::span<const std::uint8_t> packed) const;

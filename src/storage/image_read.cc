@@ -140,7 +140,9 @@ BlobCacheFile* Image::Impl::blob_cache(std::uint32_t blob_index, const std::vect
     if (st.cache_failed.load(std::memory_order_acquire)) return nullptr;
     // Not under st.mu: the registry makes openers of one blob wait for each other, nobody else.
     const BlobInfo& blob = blobs[blob_index];
-    auto opened = options.blob_caches->get(options.blob_cache_dir, blob.blob_id, infos, blob.uncompressed_size);
+    const CacheLayout layout = options.blob_cache_compressed ? CacheLayout::kRaw : CacheLayout::kData;
+    auto opened = options.blob_caches->get(options.blob_cache_dir, blob.blob_id, infos,
+                                           BlobSizes{blob.uncompressed_size, compressed_data_size(blob)}, layout);
     if (!opened) {
       if (!st.cache_failed.exchange(true, std::memory_order_acq_rel)) report_cache_error(blob_index, opened.error());
       return nullptr;
@@ -173,8 +175,10 @@ Result<void> Image::Impl::read_rafs_chunk(std::uint32_t blob_index, std::uint32_
   const bool validate = options.digest_validate;
   BlobCacheFile* cache = blob_cache(blob_index, **infos);
   hit = cache && cache->is_ready(ci_index);
-  // A ready chunk without validation: straight from `.blob.data`, no decoding.
-  if (cache && !validate && cache->read(ci_index, c, in_chunk, out)) return {};
+  // A ready chunk without validation: straight from `.blob.data`, no decoding;
+  // from `.blob.raw` too when the chunk is stored uncompressed.
+  const bool stored_plain = !cache || !cache->raw() || (!c.compressed && c.compressed_size == c.uncompressed_size);
+  if (cache && stored_plain && !validate && cache->read(ci_index, c, in_chunk, out)) return {};
   if (!options.backend && !cache) return fail(ErrorCode::kNotFound, where + ": no storage backend configured");
   if (!cache && !c.compressed && !validate) {
     auto n = options.backend->read(blob.blob_id, c.compressed_offset + in_chunk, out);
@@ -188,8 +192,7 @@ Result<void> Image::Impl::read_rafs_chunk(std::uint32_t blob_index, std::uint32_
     // Ready by now (another load stored it), or validating a ready chunk: a
     // cached chunk failing its digest is fetched again and overwritten.
     if (cache && cache->is_ready(ci_index)) {
-      std::vector<std::uint8_t> data(c.uncompressed_size);
-      if (cache->read(ci_index, c, 0, data) && (!validate || check_digest(blob_index, ci_index, data))) return data;
+      if (auto data = cached_chunk(blob_index, ci_index, c, *cache)) return std::move(*data);
     }
     return fetch_missing(blob_index, **infos, cache, ci_index);
   };
@@ -301,7 +304,7 @@ BlobCacheStats Image::blob_cache_stats() const {
       continue;
     }
     ++s.entries_count;
-    s.underlying_files.push_back(s.store_path + "/" + impl_->blobs[i].blob_id + ".blob.data");
+    s.underlying_files.push_back(s.store_path + "/" + impl_->blobs[i].blob_id + cache_file_suffix(f->layout()));
     s.data_all_ready = s.data_all_ready && f->usable() && f->map().all_ready();
   }
   return s;

@@ -80,6 +80,8 @@ class BlobCacheTest : public ::testing::Test {
     o.blob_cache_dir = work_;
     o.blob_caches = std::move(registry);
     o.digest_validate = validate;
+    o.blob_cache_compressed = compressed_;
+    o.amplify_io = amplify_;
     auto im = Image::open(boot_, o);
     EXPECT_TRUE(im) << im.error().message();
     return im ? std::move(*im) : nullptr;
@@ -106,6 +108,7 @@ class BlobCacheTest : public ::testing::Test {
 
   std::string data_path() const { return work_ + "/" + blob_id_ + ".blob.data"; }
   std::string map_path() const { return data_path() + ".chunk_map"; }
+  std::string raw_path() const { return work_ + "/" + blob_id_ + ".blob.raw"; }
 
   testutil::TempDir dir_;
   std::string src_, blobs_, work_, boot_, blob_id_;
@@ -113,6 +116,8 @@ class BlobCacheTest : public ::testing::Test {
   std::vector<std::uint8_t> cache_image_;
   std::map<std::string, std::string> files_;
   std::shared_ptr<BlobBackend> backend_;  // of the last open_image()
+  bool compressed_ = false;               // cache.compressed: `.blob.raw`
+  std::uint64_t amplify_ = 0;
 };
 
 TEST_F(BlobCacheTest, ReadOnceThenServedWithTheBackendGone) {
@@ -369,6 +374,139 @@ TEST_F(BlobCacheTest, ReadOnlyWorkDirIsOneEventAndReadsStillServed) {
   expect_all_files(*im);
   ASSERT_EQ(events.size(), 1u);
   EXPECT_NE(events[0].find(std::strerror(EROFS)), std::string::npos) << events[0];
+}
+
+// cache.compressed (CacheLayout::kRaw): `.blob.raw` holds each chunk as stored
+// at its compressed offset, the chunk_map keeps upstream's `.blob.data.chunk_map`.
+class RawBlobCacheTest : public BlobCacheTest {
+ protected:
+  void SetUp() override {
+    BlobCacheTest::SetUp();
+    compressed_ = true;
+    blob_ = slurp(blobs_ + "/" + blob_id_);
+  }
+
+  // Every chunk's bytes in `.blob.raw` are the blob's at its compressed offset.
+  void expect_raw_matches_blob(const Image& im) {
+    auto chunks = im.blob_chunks(0);
+    ASSERT_TRUE(chunks);
+    auto raw = slurp(raw_path());
+    ASSERT_EQ(raw.size(), compressed_data_size(im.blobs()[0]));
+    for (std::size_t i = 0; i < (*chunks)->size(); ++i) {
+      const ChunkInfo& c = (**chunks)[i];
+      ASSERT_LE(c.compressed_offset + c.compressed_size, raw.size());
+      EXPECT_TRUE(std::equal(raw.begin() + c.compressed_offset, raw.begin() + c.compressed_offset + c.compressed_size,
+                             blob_.begin() + c.compressed_offset))
+          << "chunk " << i;
+    }
+  }
+
+  void remove_backend_blob() {
+    stdfs::remove_all(blobs_);
+    stdfs::create_directories(blobs_);
+  }
+
+  std::vector<std::uint8_t> blob_;
+};
+
+TEST_F(RawBlobCacheTest, ReadOnceThenServedWithTheBackendGone) {
+  {
+    auto im = open_image();
+    ASSERT_TRUE(im);
+    ASSERT_GT(im->blobs()[0].compressed_size, 0u);
+    ASSERT_LT(im->blobs()[0].compressed_size, im->blobs()[0].uncompressed_size) << "the test wants a compressing image";
+    expect_all_files(*im);
+    EXPECT_GT(backend_->metrics().read_count(), 0u);
+    expect_raw_matches_blob(*im);
+    EXPECT_EQ(im->blob_cache_stats().underlying_files, std::vector<std::string>{raw_path()});
+  }
+  EXPECT_FALSE(stdfs::exists(data_path())) << "a compressed cache writes no .blob.data";
+  // The chunk_map, decoded by byte arithmetic: upstream's name and layout.
+  auto map = slurp(map_path());
+  ASSERT_EQ(map.size(), 4096 + (chunks_ + 7) / 8);
+  EXPECT_EQ(map[0] | map[1] << 8 | map[2] << 16 | std::uint32_t(map[3]) << 24, 0x424D4150u);
+  EXPECT_EQ(map[4] | map[5] << 8 | map[6] << 16 | std::uint32_t(map[7]) << 24, 1u);
+  EXPECT_EQ(map[8] | map[9] << 8 | map[10] << 16 | std::uint32_t(map[11]) << 24, 0x434D4150u);
+  EXPECT_EQ(map[12] | map[13] << 8 | map[14] << 16 | std::uint32_t(map[15]) << 24, 0x4D4D4150u);
+  for (std::uint64_t i = 0; i < chunks_; ++i) EXPECT_TRUE(map[4096 + i / 8] & (1u << (7 - i % 8))) << "chunk " << i;
+
+  remove_backend_blob();
+  auto again = open_image();
+  ASSERT_TRUE(again);
+  expect_all_files(*again);
+  EXPECT_EQ(backend_->metrics().read_count(), 0u);
+}
+
+TEST_F(RawBlobCacheTest, AmplifiedFetchesAreStoredWhole) {
+  amplify_ = 1 << 20;
+  {
+    auto im = open_image();
+    ASSERT_TRUE(im);
+    expect_all_files(*im);
+    EXPECT_LT(backend_->metrics().read_count(), chunks_) << "reads were not merged";
+    expect_raw_matches_blob(*im);
+  }
+  remove_backend_blob();
+  auto again = open_image();
+  ASSERT_TRUE(again);
+  expect_all_files(*again);
+  EXPECT_EQ(backend_->metrics().read_count(), 0u);
+}
+
+TEST_F(RawBlobCacheTest, ValidationRefetchesAnOverwrittenChunk) {
+  { expect_all_files(*open_image()); }
+  {
+    std::fstream f(raw_path(), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(0);
+    f << std::string(8192, '\x5a');  // corrupt stored chunks, keep their bits
+  }
+  auto im = open_image(nullptr, /*validate=*/true);
+  ASSERT_TRUE(im);
+  expect_all_files(*im);
+  EXPECT_GT(backend_->metrics().read_count(), 0u);
+  expect_raw_matches_blob(*im);
+}
+
+TEST_F(RawBlobCacheTest, WrongSizedRawFileIsDiscarded) {
+  { expect_all_files(*open_image()); }
+  ASSERT_EQ(::truncate(raw_path().c_str(), 100), 0);
+  auto im = open_image();
+  ASSERT_TRUE(im);
+  expect_all_files(*im);
+  EXPECT_GT(backend_->metrics().read_count(), 0u);
+  expect_raw_matches_blob(*im);
+}
+
+TEST_F(RawBlobCacheTest, TruncatedRawFileIsNeverServed) {
+  // A one-byte chunk cache: every read of a compressed chunk decodes from `.blob.raw`,
+  // and incompressible chunks (random.bin) are read from it in place.
+  auto im = open_image(nullptr, false, std::make_shared<ChunkCache>(1));
+  ASSERT_TRUE(im);
+  expect_all_files(*im);
+  ASSERT_EQ(::truncate(raw_path().c_str(), 4096), 0);  // cut under the mount, bits still set
+  expect_all_files(*im, /*backwards=*/true);
+  expect_all_files(*im);
+}
+
+TEST_F(RawBlobCacheTest, SwitchingLayoutsNeverTrustsTheOtherFilesBits) {
+  // Both layouts share one chunk_map file. A `.blob.data` holding one file,
+  // then a `.blob.raw` holding all: the map's bits describe `.blob.raw` only.
+  compressed_ = false;
+  {
+    auto im = open_image();
+    ASSERT_TRUE(im);
+    auto a = im->lookup(im->root_ino(), "small");
+    ASSERT_TRUE(a);
+    ASSERT_TRUE(im->read(a->ino, 0, 4096));
+  }
+  compressed_ = true;
+  { expect_all_files(*open_image()); }
+  EXPECT_FALSE(stdfs::exists(data_path())) << "the other layout's file was kept beside a map it does not match";
+  compressed_ = false;
+  auto im = open_image();
+  ASSERT_TRUE(im);
+  expect_all_files(*im);
+  EXPECT_GT(backend_->metrics().read_count(), 0u);
 }
 
 }  // namespace

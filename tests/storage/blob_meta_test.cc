@@ -74,6 +74,29 @@ TEST(ChunkInfo, RoundTripV1AndV2) {
   }
 }
 
+// Upstream's `compressed_data_size`, the size of a `.blob.raw`: the sample
+// blob of rafs-format.md 1.12 (2.2, tar headers, CI at 8314) has 7802 bytes of data.
+TEST(BlobInfo, CompressedDataSizeIsUpstreams) {
+  BlobInfo b;
+  b.compressed_size = 14554;
+  b.ci_offset = 8314;
+  b.ci_compressed_size = 32;
+  b.ci_uncompressed_size = 32;
+  EXPECT_EQ(compressed_data_size(b), 14554u) << "before 2.2 the whole blob";
+  b.features = kBlobFeatureAligned | kBlobFeatureHasTarHeader | kBlobFeatureHasToc | kBlobFeatureCapTarToc;
+  EXPECT_EQ(compressed_data_size(b), 7802u);
+  b.features &= ~kBlobFeatureHasTarHeader;
+  EXPECT_EQ(compressed_data_size(b), 8314u);
+  b.ci_compressed_size = 0;  // no CI array: up to the end
+  EXPECT_EQ(compressed_data_size(b), 14554u);
+  b.features |= kBlobFeatureSeparate;
+  b.ci_offset = 100;
+  EXPECT_EQ(compressed_data_size(b), 14554u);
+  b = BlobInfo{};
+  b.features = kBlobFeatureCapTarToc | kBlobFeatureHasTarHeader;
+  EXPECT_EQ(compressed_data_size(b), 0u) << "no underflow";
+}
+
 TEST(ChunkInfo, HeaderCheck) {
   BlobInfo b = blob_with(2, false);
   b.ci_offset = 8314;

@@ -143,7 +143,7 @@ class PrefetchTest : public ::testing::Test {
   std::set<std::uint32_t> ready(const Image& im) {
     auto infos = im.blob_chunks(0);
     EXPECT_TRUE(infos);
-    auto f = registry_->get(work_, blob_id_, **infos, im.blobs()[0].uncompressed_size);
+    auto f = registry_->get(work_, blob_id_, **infos, BlobSizes{im.blobs()[0].uncompressed_size, 0});
     EXPECT_TRUE(f);
     std::set<std::uint32_t> out;
     for (std::uint32_t i = 0; i < (*infos)->size(); ++i) {

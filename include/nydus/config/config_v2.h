@@ -64,7 +64,7 @@ struct FsCacheConfig {
 // `cache`. type: blobcache == filecache, fscache, dummycache or "" (none).
 struct CacheConfigV2 {
   std::string type{};
-  bool compressed = false;                     // accepted and ignored upstream
+  bool compressed = false;                     // cache chunks as stored: `.blob.raw`
   bool validate = false;                       // verify chunk digests when reading the cache
   PrefetchConfigV2 prefetch{};                 // blob-level prefetch
   std::optional<FileCacheConfig> filecache{};  // required for blobcache/filecache

@@ -77,6 +77,11 @@ struct ChunkInfo {
 Result<std::vector<ChunkInfo>> decode_chunk_infos(std::span<const std::uint8_t> bytes,
                                                   const BlobInfo& blob);
 
+// Bytes of chunk data at the start of the blob, without the CI array, digests
+// and ToC that nydus-image >= 2.2 appends (CAP_TAR_TOC): upstream's
+// `compressed_data_size`, the size of a `.blob.raw` cache file.
+std::uint64_t compressed_data_size(const BlobInfo& blob);
+
 // Checks a 4096-byte CI header against the blob-table entry (magic at both
 // ends, entry count, compressor, offset, sizes). kCorrupt naming the field.
 Result<void> check_blob_meta_header(std::span<const std::uint8_t> header, const BlobInfo& blob);

@@ -105,6 +105,9 @@ struct ImageOptions {
   // directory (blob_cache.h): ready chunks are read from there, misses are
   // fetched whole and written through. Empty: reads go to the backend.
   std::string blob_cache_dir;
+  // `cache.compressed`: keep chunks as stored, in `<blob_id>.blob.raw`
+  // (CacheLayout::kRaw), decoded on every hit; less disk, more CPU.
+  bool blob_cache_compressed = false;
   // Open cache files shared between images (two mounts of one blob share one
   // entry); otherwise the image gets its own.
   std::shared_ptr<BlobCacheRegistry> blob_caches;
@@ -127,7 +130,7 @@ struct ImageOptions {
 struct BlobCacheStats {
   bool enabled = false;  // the image was opened with a blob cache
   std::string store_path;
-  std::vector<std::string> underlying_files;  // `.blob.data` files opened so far
+  std::vector<std::string> underlying_files;  // `.blob.data` / `.blob.raw` files opened so far
   std::uint64_t total = 0, whole_hits = 0, partial_hits = 0, entries_count = 0;
   bool data_all_ready = false;  // every blob's cache open and all its chunks ready
 };
