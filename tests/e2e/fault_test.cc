@@ -34,15 +34,12 @@
 #include "nydus/daemon/daemon.h"
 #include "util/daemon_process.h"
 #include "util/raw_client.h"
+#include "util/sanitizer.h"
 
 namespace nydus::testutil {
 namespace {
 
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kAsan = true;
-#else
-constexpr bool kAsan = false;
-#endif
+constexpr bool kAsan = kAddressSanitizer;
 
 const std::string kInfo = "GET /api/v1/daemon HTTP/1.1\r\nHost: localhost\r\n\r\n";
 
