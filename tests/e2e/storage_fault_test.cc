@@ -198,6 +198,16 @@ std::string threads_of(pid_t pid) {
   return out;
 }
 
+// The "state" of GET /api/v1/daemon on `sock`, or "" if there is no answer.
+std::string daemon_state(const std::string& sock) {
+  auto c = RawClient::connect(sock);
+  if (!c || !c->send("GET /api/v1/daemon HTTP/1.1\r\nHost: x\r\n\r\n")) return "";
+  auto reply = c->read_reply();
+  if (!reply || reply->status != 200) return "";
+  auto info = Json::parse(reply->body, nullptr, false);
+  return info.is_object() && info.contains("state") && info["state"].is_string() ? info["state"].get<std::string>() : "";
+}
+
 // Item 2: a source on a hung filesystem (here a second FUSE daemon that is
 // stopped) blocks the mount worker in the kernel. SIGTERM must still
 // complete: the stuck request is abandoned after a bounded wait.
@@ -221,11 +231,16 @@ TEST_F(StorageFaultTest, SigtermCompletesWhileAMountIsStuckInTheKernel) {
     }
   } cleanup{hung, hung_mnt};
   ASSERT_TRUE(hung.wait_for_socket(dir_.file("hung.sock"))) << hung.log();
-  ASSERT_TRUE(eventually([&] { return is_mounted(hung_mnt); })) << hung.log();
+  // RUNNING, not merely listed in /proc/mounts: until then a thread of that
+  // daemon may sit in a request to its own mount (the stat that waits for
+  // FUSE_INIT), a wait that SIGSTOP cannot interrupt, and the group stop
+  // below would never complete.
+  ASSERT_TRUE(eventually([&] { return daemon_state(dir_.file("hung.sock")) == "RUNNING"; })) << hung.log();
   hung.signal(SIGSTOP);
   // kill() returns before every thread has stopped: wait for the group stop.
   int status = 0;
-  ASSERT_EQ(::waitpid(hung.pid(), &status, WUNTRACED), hung.pid());
+  ASSERT_TRUE(eventually([&] { return ::waitpid(hung.pid(), &status, WUNTRACED | WNOHANG) == hung.pid(); }))
+      << "the second daemon never stopped\n" << threads_of(hung.pid()) << hung.log();
   ASSERT_TRUE(WIFSTOPPED(status));
 
   auto client = RawClient::connect(sock_);
