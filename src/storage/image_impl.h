@@ -65,9 +65,7 @@ struct Image::Impl {
   std::uint64_t serial = 0;  // distinguishes images in a shared chunk cache
   // Blob cache read counters (BlobCacheStats), relaxed.
   mutable std::atomic<std::uint64_t> cache_total{0}, cache_whole_hits{0}, cache_partial_hits{0};
-  mutable std::atomic<std::uint64_t> reads_in_flight{0};  // Image::read() calls now
-  // User reads now fetching a chunk from the backend themselves: prefetch yields to them.
-  mutable std::atomic<std::uint64_t> demand_fetches{0};
+  mutable std::atomic<std::uint64_t> reads_in_flight{0};  // Image::read() calls now, for prefetch
   // Limits options.on_cache_error to one report a minute (set in from_bytes).
   std::unique_ptr<RateLimiter> cache_report_limit;
 
@@ -87,10 +85,9 @@ struct Image::Impl {
   Result<const std::vector<ChunkInfo>*> chunk_infos(std::uint32_t blob_index) const;
   // The blob's cache file, or null when there is no blob cache or it cannot be used.
   BlobCacheFile* blob_cache(std::uint32_t blob_index, const std::vector<ChunkInfo>& infos) const;
-  // `hit` is set when the chunk was ready in the blob cache. `user`: a
-  // user read (counted in demand_fetches while it fetches), not prefetch.
+  // `hit` is set when the chunk was ready in the blob cache.
   Result<void> read_rafs_chunk(std::uint32_t blob_index, std::uint32_t ci_index, std::uint64_t in_chunk,
-                               std::span<std::uint8_t> out, bool& hit, bool user = true) const;
+                               std::span<std::uint8_t> out, bool& hit) const;
 
   // chunk_fetch.cc
   // Fetches chunk `index` (which the caller is loading through the chunk

@@ -81,7 +81,7 @@ Result<CachedRun> Image::cache_chunks(std::uint32_t blob, std::uint32_t first, s
       std::uint8_t byte = 0;
       bool hit = false;
       auto out = std::span(&byte, std::min<std::size_t>(1, chunks[i].uncompressed_size));
-      if (auto r = impl_->read_rafs_chunk(blob, i, 0, out, hit, false); !r) return tl::unexpected(r.error());
+      if (auto r = impl_->read_rafs_chunk(blob, i, 0, out, hit); !r) return tl::unexpected(r.error());
     }
     // A chunk served without being stored (ENOSPC) is not prefetched.
     if (!cache->is_ready(i)) {
@@ -95,7 +95,5 @@ Result<CachedRun> Image::cache_chunks(std::uint32_t blob, std::uint32_t first, s
 }
 
 std::uint64_t Image::reads_in_flight() const { return impl_->reads_in_flight.load(std::memory_order_relaxed); }
-
-std::uint64_t Image::demand_fetches() const { return impl_->demand_fetches.load(std::memory_order_relaxed); }
 
 }  // namespace nydus::storage

@@ -158,7 +158,7 @@ BlobCacheFile* Image::Impl::blob_cache(std::uint32_t blob_index, const std::vect
 }
 
 Result<void> Image::Impl::read_rafs_chunk(std::uint32_t blob_index, std::uint32_t ci_index, std::uint64_t in_chunk,
-                                          std::span<std::uint8_t> out, bool& hit, bool user) const {
+                                          std::span<std::uint8_t> out, bool& hit) const {
   if (blob_index >= blobs.size()) return tl::unexpected(corrupt("chunk names device " + std::to_string(blob_index + 1)));
   const BlobInfo& blob = blobs[blob_index];
   auto infos = chunk_infos(blob_index);
@@ -194,15 +194,6 @@ Result<void> Image::Impl::read_rafs_chunk(std::uint32_t blob_index, std::uint32_
     if (cache && cache->is_ready(ci_index)) {
       if (auto data = cached_chunk(blob_index, ci_index, c, *cache)) return std::move(*data);
     }
-    // Counted only here, where this read is the loader: a read waiting for a
-    // load prefetch started is served by that prefetch and must not stall it.
-    struct Counted {
-      std::atomic<std::uint64_t>* n;
-      ~Counted() {
-        if (n) n->fetch_sub(1, std::memory_order_relaxed);
-      }
-    } counted{user ? &demand_fetches : nullptr};
-    if (user) demand_fetches.fetch_add(1, std::memory_order_relaxed);
     return fetch_missing(blob_index, **infos, cache, ci_index);
   };
   auto chunk = options.chunk_cache->get(ChunkCache::Key{serial, blob_index, ci_index}, load);

@@ -294,7 +294,7 @@ void Prefetcher::work() {
 bool Prefetcher::yield_to_readers() {
   std::unique_lock lock(mu_);
   const auto until = Clock::now() + options_.max_yield;
-  while (!stop_ && image_->demand_fetches() > 0 && Clock::now() < until) {
+  while (!stop_ && image_->reads_in_flight() > 0 && Clock::now() < until) {
     wake_.wait_for(lock, std::chrono::milliseconds(1));
   }
   return !stop_;

@@ -49,7 +49,7 @@ class TestBackend final : public BlobBackend {
       offsets_.push_back(off);
       ++blocked_;
       cv_.notify_all();
-      cv_.wait(lock, [&] { return open_ && !held_.count(off); });
+      cv_.wait(lock, [&] { return open_; });
       --blocked_;
       if (fail) return fail_with(ErrorCode::kIo, "injected backend failure");
     }
@@ -65,16 +65,6 @@ class TestBackend final : public BlobBackend {
   std::vector<std::uint64_t> offsets() const {
     std::lock_guard lock(mu_);
     return offsets_;
-  }
-  // Reads at `off` wait until release(off), whatever the gate.
-  void hold(std::uint64_t off) {
-    std::lock_guard lock(mu_);
-    held_.insert(off);
-  }
-  void release(std::uint64_t off) {
-    std::lock_guard lock(mu_);
-    held_.erase(off);
-    cv_.notify_all();
   }
   void close_gate() {
     std::lock_guard lock(mu_);
@@ -98,7 +88,6 @@ class TestBackend final : public BlobBackend {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool open_ = true;
-  std::set<std::uint64_t> held_;
   std::size_t blocked_ = 0;
   std::uint64_t data_reads_ = 0;  // chunk reads (below data_end_), guarded by mu_
   std::vector<std::uint64_t> offsets_;  // of those reads, in order; guarded by mu_
@@ -375,49 +364,10 @@ TEST_F(PrefetchTest, ReadsInFlightAreCountedForPrefetchToYield) {
   auto reader = std::async(std::launch::async, [&] { return im->read(a->ino, 0, 4096); });
   ASSERT_TRUE(backend_->wait_blocked(1));
   EXPECT_EQ(im->reads_in_flight(), 1u);
-  EXPECT_EQ(im->demand_fetches(), 1u) << "the read fetches the chunk itself";
   backend_->open_gate();
   ASSERT_EQ(reader.wait_for(testutil::kHangGuard), std::future_status::ready);
   EXPECT_TRUE(reader.get());
   EXPECT_EQ(im->reads_in_flight(), 0u);
-  EXPECT_EQ(im->demand_fetches(), 0u);
-}
-
-// A user read waiting for a chunk a prefetch run is loading is served by
-// that run: the other workers go on rather than yield to it.
-TEST_F(PrefetchTest, AReadWaitingForAPrefetchRunDoesNotHoldPrefetchBack) {
-  build();
-  auto im = open_image();
-  ASSERT_TRUE(im);
-  const auto& infos = **im->blob_chunks(0);
-  const std::uint32_t top = *chunks_of(*im, {"/top"}).begin();
-  ASSERT_EQ(top, 0u) << "the first file in the blob";
-  backend_->hold(infos[0].compressed_offset);
-  backend_->hold(infos[1].compressed_offset);
-  // One chunk a run, in blob order: the two workers start on chunks 0 and 1
-  // and block there. A yield would last the whole test.
-  auto p = Prefetcher::start(im, PrefetchOptions{.threads = 2, .batch_size = 1, .prefetch_all = true,
-                                                 .max_yield = std::chrono::hours(1)});
-  ASSERT_TRUE(backend_->wait_blocked(2));
-  auto a = im->lookup(im->root_ino(), "top");
-  ASSERT_TRUE(a);
-  auto reader = std::async(std::launch::async, [&] { return im->read(a->ino, 0, 4096); });
-  ASSERT_TRUE(eventually([&] { return im->reads_in_flight() == 1; }));
-  EXPECT_EQ(im->demand_fetches(), 0u) << "chunk 0 is the prefetch's to load";
-  // The worker on chunk 1 finishes it and must go on with the rest while the
-  // reader still waits for chunk 0.
-  backend_->release(infos[1].compressed_offset);
-  std::set<std::uint32_t> all_but_first;
-  for (std::uint32_t i = 1; i < chunks_; ++i) all_but_first.insert(i);
-  EXPECT_TRUE(eventually([&] { return ready(*im) == all_but_first; })) << "prefetch yielded to a waiting read";
-  EXPECT_EQ(reader.wait_for(std::chrono::seconds(0)), std::future_status::timeout);
-  backend_->release(infos[0].compressed_offset);
-  ASSERT_EQ(reader.wait_for(testutil::kHangGuard), std::future_status::ready);
-  auto got = reader.get();
-  ASSERT_TRUE(got) << got.error().message();
-  EXPECT_EQ(*got, std::string(4096, 't'));
-  EXPECT_TRUE(eventually([&] { return p->finished(); }));
-  EXPECT_TRUE(im->blob_cache_stats().data_all_ready);
 }
 
 }  // namespace

@@ -217,12 +217,8 @@ class Image {
   // cache, or a fetched chunk could not be written to it. The unit of
   // prefetch work.
   Result<CachedRun> cache_chunks(std::uint32_t blob, std::uint32_t first, std::uint32_t count) const;
-  // read() calls in progress now.
+  // read() calls in progress now: prefetch yields to them.
   std::uint64_t reads_in_flight() const;
-  // read() calls now fetching a chunk from the backend themselves: prefetch
-  // yields to them. A read served from the blob cache, or waiting for a chunk
-  // another fetch (a prefetch run) is loading, is not one.
-  std::uint64_t demand_fetches() const;
   // Fetches into the blob cache the chunks [first, first + count) of blob
   // `blob_index` (blobs() order; chunk-info indexes) that are neither ready
   // nor being loaded, merging adjacent ones into backend requests of at most

@@ -13,11 +13,9 @@
 // Threads: one planner that becomes a worker and starts `threads - 1` more
 // once the plan is built (planning loads chunk-info arrays, so it never runs
 // on the caller's thread); all exit when the work is done.
-// User reads first: before each run a worker waits while user reads are
-// fetching from the backend themselves (Image::demand_fetches), up to
-// `max_yield`, then goes on (a steady miss load slows prefetch down but
-// cannot starve it). A read waiting for a prefetch run's chunk does not
-// hold the other workers back: they are what serves it.
+// User reads first: before each run a worker waits while the image has
+// reads in progress, up to `max_yield`, then goes on (a steady read load
+// slows prefetch down but cannot starve it).
 // `bandwidth_limit`: a token bucket in backend bytes/s (burst one second),
 // charged after each run with what it fetched; a worker waits for the bucket
 // to be non-negative on a condition variable that stop() interrupts.
@@ -91,7 +89,7 @@ class Prefetcher {
   Prefetcher(std::shared_ptr<const Image> image, PrefetchOptions options);
   void main();
   void work();
-  // Waits while user reads fetch from the backend (at most max_yield); false once stopped.
+  // Waits while user reads are in flight (at most max_yield); false once stopped.
   bool yield_to_readers();
   // Waits until the token bucket allows a run; false once stopped.
   bool throttle();
