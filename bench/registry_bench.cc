@@ -5,11 +5,13 @@
 // run (the transport's ceiling). Needs root, /dev/fuse, docker-registry,
 // htpasswd and curl.
 //
-//   registry_bench [workdir] [fuse-threads] [rounds] [auth|noauth] [text|random]
+//   registry_bench [workdir] [fuse-threads] [rounds] [auth|noauth] [text|random] [prefetch-run-KiB]
 //
 // `random` serves a file of incompressible bytes instead of text-like ones:
 // the blob is then as big as the file, so the mount moves curl's bytes
 // through FUSE without decoding (the text's 2.8x is work curl never does).
+// `prefetch-run-KiB` (default 1024, the snapshotter's merging_size) sizes
+// the stock side's prefetch runs.
 // `noauth` runs the registry without htpasswd: docker-registry checks a
 // bcrypt hash on every authenticated request, which costs more than moving
 // a chunk on this machine.
@@ -142,6 +144,7 @@ int main(int argc, char** argv) {
   int rounds = argc > 3 ? std::stoi(argv[3]) : 3;
   bool auth = !(argc > 4 && std::string(argv[4]) == "noauth");
   bool random = argc > 5 && std::string(argv[5]) == "random";
+  const std::uint64_t prefetch_run = (argc > 6 ? std::stoull(argv[6]) : 1024) << 10;
   if (::geteuid() != 0) {
     std::fprintf(stderr, "registry_bench needs root (FUSE, drop_caches)\n");
     return 2;
@@ -217,6 +220,7 @@ int main(int argc, char** argv) {
     if (side == 2) {
       nydus::storage::PrefetchOptions po;
       po.prefetch_all = true;
+      po.batch_size = prefetch_run;
       prefetch = nydus::storage::Prefetcher::start(std::shared_ptr<const nydus::storage::Image>(*fs, &(*fs)->image()), po);
     }
     std::string name = "/i" + std::to_string(instance++);
@@ -278,6 +282,7 @@ int main(int argc, char** argv) {
   std::printf("# %d rounds, median; page cache dropped and a fresh instance before every pass; %u FUSE threads; %s; "
               "load average %s\n",
               rounds, threads, auth ? "htpasswd auth" : "no auth", sh_out("cut -d' ' -f1-3 /proc/loadavg").c_str());
+  std::printf("# prefetch runs of at most %llu KiB\n", (unsigned long long)(prefetch_run >> 10));
   std::printf("| side | cold sequential, blob MiB/s | file MiB/s | vs curl | CPU s per pass (client / registry) |\n"
               "|---|---|---|---|---|\n");
   std::printf("| curl, whole blob in one GET | %.0f | - | 1.00 | %.2f / %.2f |\n", blob_mib / c, median(curl_cpu),
