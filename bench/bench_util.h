@@ -10,6 +10,7 @@
 #include <fstream>
 #include <random>
 #include <string>
+#include <vector>
 
 #include <unistd.h>
 
@@ -54,6 +55,20 @@ inline void make_text_file(const std::string& path, std::uint64_t size) {
     }
     std::size_t n = std::size_t(std::min<std::uint64_t>(buf.size(), size - written));
     f.write(buf.data(), std::streamsize(n));
+    written += n;
+  }
+}
+
+// `size` bytes that zstd cannot shrink (the builder stores them as they are).
+inline void make_random_file(const std::string& path, std::uint64_t size) {
+  if (std::filesystem::exists(path) && std::filesystem::file_size(path) == size) return;
+  std::mt19937_64 rng(43);
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  std::vector<std::uint64_t> buf(1 << 17);
+  for (std::uint64_t written = 0; written < size;) {
+    for (auto& w : buf) w = rng();
+    std::size_t n = std::size_t(std::min<std::uint64_t>(buf.size() * 8, size - written));
+    f.write(reinterpret_cast<const char*>(buf.data()), std::streamsize(n));
     written += n;
   }
 }

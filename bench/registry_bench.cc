@@ -5,8 +5,13 @@
 // run (the transport's ceiling). Needs root, /dev/fuse, docker-registry,
 // htpasswd and curl.
 //
-//   registry_bench [workdir] [fuse-threads] [rounds] [auth|noauth]
+//   registry_bench [workdir] [fuse-threads] [rounds] [auth|noauth] [text|random] [prefetch-run-KiB]
 //
+// `random` serves a file of incompressible bytes instead of text-like ones:
+// the blob is then as big as the file, so the mount moves curl's bytes
+// through FUSE without decoding (the text's 2.8x is work curl never does).
+// `prefetch-run-KiB` (default 1024, the snapshotter's merging_size) sizes
+// the stock side's prefetch runs.
 // `noauth` runs the registry without htpasswd: docker-registry checks a
 // bcrypt hash on every authenticated request, which costs more than moving
 // a chunk on this machine.
@@ -23,6 +28,7 @@
 //         (p50 / p99 per read).
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -32,6 +38,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -58,7 +65,28 @@ const char* kPass = "bench-pass";
 const char* kAuth = "YmVuY2g6YmVuY2gtcGFzcw==";  // base64 bench:bench-pass
 const char* kRepo = "bench/image";
 
-void make_source(const std::string& path) { nydus::bench::make_text_file(path, kFileSize); }
+
+// CPU seconds (user + system) used so far by `who` (RUSAGE_SELF: the FUSE
+// stack, backend and prefetch, all in-process; RUSAGE_CHILDREN: curl).
+double cpu_secs(int who) {
+  rusage u{};
+  ::getrusage(who, &u);
+  auto s = [](const timeval& t) { return double(t.tv_sec) + double(t.tv_usec) / 1e6; };
+  return s(u.ru_utime) + s(u.ru_stime);
+}
+
+// CPU seconds (user + system) process `pid` has used (/proc/<pid>/stat).
+double proc_cpu_secs(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string all((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::istringstream in(all.substr(all.rfind(')') + 2));  // fields from 3 (state) on
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && in >> field; ++i) {
+    if (i >= 14) ticks += std::stod(field);  // utime, stime
+  }
+  return ticks / double(::sysconf(_SC_CLK_TCK));
+}
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -115,14 +143,20 @@ int main(int argc, char** argv) {
   unsigned threads = argc > 2 ? unsigned(std::stoi(argv[2])) : 4;
   int rounds = argc > 3 ? std::stoi(argv[3]) : 3;
   bool auth = !(argc > 4 && std::string(argv[4]) == "noauth");
+  bool random = argc > 5 && std::string(argv[5]) == "random";
+  const std::uint64_t prefetch_run = (argc > 6 ? std::stoull(argv[6]) : 1024) << 10;
   if (::geteuid() != 0) {
     std::fprintf(stderr, "registry_bench needs root (FUSE, drop_caches)\n");
     return 2;
   }
-  const std::string src = work + "/src", mnt = work + "/mnt", blobs = work + "/blobs";
+  const std::string src = work + (random ? "/src-random" : "/src"), mnt = work + "/mnt", blobs = work + "/blobs";
   stdfs::remove_all(work + "/storage");
   for (const auto& d : {src, mnt, blobs}) stdfs::create_directories(d);
-  make_source(src + "/big");
+  if (random) {
+    nydus::bench::make_random_file(src + "/big", kFileSize);
+  } else {
+    nydus::bench::make_text_file(src + "/big", kFileSize);
+  }
   nydus::storage::BuildOptions bo;
   bo.compressor = nydus::storage::Compressor::kZstd;
   auto built = nydus::storage::build_image_files(src, bo, work + "/img.boot", blobs);
@@ -131,8 +165,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   const double blob_mib = double(built->blob.size()) / (1 << 20);
-  std::printf("# image zstd, 1 MiB chunks: blob %zu B (%.2fx smaller than the data)\n", built->blob.size(),
-              double(kFileSize) / double(built->blob.size()));
+  std::printf("# image zstd, 1 MiB chunks, %s content: blob %zu B (%.2fx smaller than the data)\n",
+              random ? "incompressible" : "text-like", built->blob.size(), double(kFileSize) / double(built->blob.size()));
 
   const int port = 20000 + int(::getpid() % 20000);
   pid_t reg = start_registry(work, port, auth);
@@ -186,6 +220,7 @@ int main(int argc, char** argv) {
     if (side == 2) {
       nydus::storage::PrefetchOptions po;
       po.prefetch_all = true;
+      po.batch_size = prefetch_run;
       prefetch = nydus::storage::Prefetcher::start(std::shared_ptr<const nydus::storage::Image>(*fs, &(*fs)->image()), po);
     }
     std::string name = "/i" + std::to_string(instance++);
@@ -197,13 +232,17 @@ int main(int argc, char** argv) {
   std::vector<off_t> offsets(kRandomReads);
   for (auto& o : offsets) o = off_t((rng() % (kFileSize / 4096)) * 4096);
   std::vector<double> curl_s, seq_s[3], lat_ms[2];  // indexed by attach()'s side
+  std::vector<double> curl_cpu, seq_cpu[3], reg_cpu[4];  // reg_cpu: the registry's, [3] during curl
   bool failed = false;
   for (int r = 0; r < rounds; ++r) {
     drop_caches();
     auto t = Clock::now();
+    double cpu0 = cpu_secs(RUSAGE_CHILDREN), reg0 = proc_cpu_secs(reg);
     std::string got = sh_out("curl -s -o /dev/null -w '%{size_download}' -u " + std::string(kUser) + ":" + kPass +
                              " '" + base + "/v2/" + kRepo + "/blobs/sha256:" + built->blob_id + "'");
     curl_s.push_back(std::chrono::duration<double>(Clock::now() - t).count());
+    curl_cpu.push_back(cpu_secs(RUSAGE_CHILDREN) - cpu0);
+    reg_cpu[3].push_back(proc_cpu_secs(reg) - reg0);
     failed |= got != std::to_string(built->blob.size());
 
     for (int cached = 0; cached < 3; ++cached) {
@@ -211,11 +250,18 @@ int main(int argc, char** argv) {
       std::string path = attach(cached);
       std::vector<char> buf(128 << 10);
       t = Clock::now();
+      cpu0 = cpu_secs(RUSAGE_SELF);
+      reg0 = proc_cpu_secs(reg);
       int fd = ::open(path.c_str(), O_RDONLY);
       std::uint64_t total = 0;
       for (ssize_t n; fd >= 0 && (n = ::read(fd, buf.data(), buf.size())) > 0;) total += std::uint64_t(n);
       if (fd >= 0) ::close(fd);
       seq_s[cached].push_back(std::chrono::duration<double>(Clock::now() - t).count());
+      if (cached == 2) {  // the prefetch may still be busy: its CPU belongs to the pass too
+        prefetch.reset();
+      }
+      seq_cpu[cached].push_back(cpu_secs(RUSAGE_SELF) - cpu0);
+      reg_cpu[cached].push_back(proc_cpu_secs(reg) - reg0);
       std::printf("# seq pass backend%s: %s\n", cached ? " (blob cache)" : "", last_backend->metrics().to_json().c_str());
       failed |= total != kFileSize;
       prefetch.reset();
@@ -233,15 +279,20 @@ int main(int argc, char** argv) {
     }
   }
   double c = median(curl_s);
-  std::printf("# %d rounds, median; page cache dropped and a fresh instance before every pass; %u FUSE threads; %s\n",
-              rounds, threads, auth ? "htpasswd auth" : "no auth");
-  std::printf("| side | cold sequential, blob MiB/s | file MiB/s | vs curl |\n|---|---|---|---|\n");
-  std::printf("| curl, whole blob in one GET | %.0f | - | 1.00 |\n", blob_mib / c);
+  std::printf("# %d rounds, median; page cache dropped and a fresh instance before every pass; %u FUSE threads; %s; "
+              "load average %s\n",
+              rounds, threads, auth ? "htpasswd auth" : "no auth", sh_out("cut -d' ' -f1-3 /proc/loadavg").c_str());
+  std::printf("# prefetch runs of at most %llu KiB\n", (unsigned long long)(prefetch_run >> 10));
+  std::printf("| side | cold sequential, blob MiB/s | file MiB/s | vs curl | CPU s per pass (client / registry) |\n"
+              "|---|---|---|---|---|\n");
+  std::printf("| curl, whole blob in one GET | %.0f | - | 1.00 | %.2f / %.2f |\n", blob_mib / c, median(curl_cpu),
+              median(reg_cpu[3]));
   const char* names[3] = {"nydusd FUSE, no blob cache", "nydusd FUSE, blobcache + amplify_io 1 MiB",
                           "nydusd FUSE, stock: blobcache + amplify_io 1 MiB + prefetch_all"};
   for (int k = 0; k < 3; ++k) {
     double s = median(seq_s[k]);
-    std::printf("| %s | %.0f | %.0f | %.2f |\n", names[k], blob_mib / s, 256 / s, c / s);
+    std::printf("| %s | %.0f | %.0f | %.2f | %.2f / %.2f |\n", names[k], blob_mib / s, 256 / s, c / s,
+                median(seq_cpu[k]), median(reg_cpu[k]));
   }
   for (int k = 0; k < 2; ++k) {
     std::printf("\n%s: cold random 4 KiB reads (%zu): p50 %.2f ms, p99 %.2f ms", names[k], lat_ms[k].size(),

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <exception>
+#include <limits>
 #include <optional>
 #include <set>
 #include <system_error>
@@ -48,13 +49,16 @@ class RunBuilder {
 
 using Report = std::function<void(std::optional<std::uint32_t> blob, const std::string& what)>;
 
-// The chunks of the regular files at and under `ino`. Directories are
-// entered once each and at most 4096 deep, so a corrupt tree cannot loop.
+// The chunks of the regular files at and under `ino` of at most `max_size`
+// bytes, in the tree's breadth-first order (the builder's, so usually the
+// blob's). Directories are entered once each and at most 4096 deep, so a
+// corrupt tree cannot loop.
 Result<void> collect(const Image& im, std::uint64_t ino, std::vector<ChunkRef>& out, std::set<std::uint64_t>& dirs,
-                     int depth, const std::function<bool()>& stopping) {
+                     int depth, const std::function<bool()>& stopping,
+                     std::uint64_t max_size = std::numeric_limits<std::uint64_t>::max()) {
   auto a = im.getattr(ino);
   if (!a) return tl::unexpected(a.error());
-  if (S_ISREG(a->mode)) return im.file_chunks(ino, out);
+  if (S_ISREG(a->mode)) return a->size <= max_size ? im.file_chunks(ino, out) : Result<void>{};
   if (!S_ISDIR(a->mode) || depth > 4096 || !dirs.insert(ino).second) return {};
   std::vector<std::uint64_t> children;
   auto r = im.readdir(ino, 0, [&](const DirEntry& e) {
@@ -64,7 +68,7 @@ Result<void> collect(const Image& im, std::uint64_t ino, std::vector<ChunkRef>& 
   if (!r) return r;
   for (std::uint64_t child : children) {
     if (stopping()) return {};
-    if (auto c = collect(im, child, out, dirs, depth + 1, stopping); !c) return c;
+    if (auto c = collect(im, child, out, dirs, depth + 1, stopping, max_size); !c) return c;
   }
   return {};
 }
@@ -111,8 +115,64 @@ std::vector<std::uint64_t> hinted_inodes(const Image& im, const PrefetchOptions&
   return inos;
 }
 
-// Hinted files' chunks first (by blob and index, so adjacent chunks share
-// runs), then every blob whole when asked.
+// Turns chunk lists into runs, each chunk planned once: a chunk already in
+// an earlier list is left out (and ends the run it would have joined).
+class Planner {
+ public:
+  Planner(const Image& im, std::uint64_t batch, const Report& report)
+      : im_(im), builder_(runs_, batch), report_(report), planned_(im.blobs().size()) {}
+
+  // `chunks` sorted by blob and index, so adjacent chunks share runs.
+  void add(const std::vector<ChunkRef>& chunks, const std::function<bool()>& stopping) {
+    for (const ChunkRef& c : chunks) {
+      if (c.blob >= planned_.size() || (c.blob != loaded_ && !load(c.blob, stopping))) continue;
+      if (infos_ && c.index < infos_->size()) add(c.blob, c.index);
+    }
+  }
+  // Every chunk of every blob not planned yet, in blob order.
+  void add_all(const std::function<bool()>& stopping) {
+    for (std::uint32_t b = 0; b < planned_.size(); ++b) {
+      if (!load(b, stopping)) continue;
+      for (std::uint32_t i = 0; infos_ && i < infos_->size(); ++i) add(b, i);
+    }
+  }
+  std::vector<Run> take() { return std::move(runs_); }
+
+ private:
+  bool load(std::uint32_t blob, const std::function<bool()>& stopping) {
+    if (stopping()) return false;
+    auto r = im_.blob_chunks(blob);
+    infos_ = r ? *r : nullptr;
+    loaded_ = blob;
+    if (!r) report_(blob, r.error().message());
+    if (infos_ && planned_[blob].size() != infos_->size()) planned_[blob].assign(infos_->size(), false);
+    return infos_ != nullptr;
+  }
+  void add(std::uint32_t blob, std::uint32_t index) {
+    if (planned_[blob][index]) return;
+    planned_[blob][index] = true;
+    builder_.add(blob, index, (*infos_)[index].compressed_size);
+  }
+
+  const Image& im_;
+  std::vector<Run> runs_;
+  RunBuilder builder_;
+  const Report& report_;
+  std::vector<std::vector<bool>> planned_;  // per blob, per chunk
+  const std::vector<ChunkInfo>* infos_ = nullptr;
+  std::optional<std::uint32_t> loaded_;
+};
+
+std::vector<ChunkRef> sorted(std::vector<ChunkRef> v) {
+  std::sort(v.begin(), v.end());
+  v.erase(std::unique(v.begin(), v.end()), v.end());
+  return v;
+}
+
+// Hinted files' chunks first; then, when everything is asked for, the small
+// files (a container's start reads many small files, while a huge file in
+// front of them in the blob would hold them back), then the rest of every
+// blob in blob order.
 std::vector<Run> plan(const Image& im, const PrefetchOptions& o, const std::function<bool()>& stopping,
                       const Report& report) {
   bool all = o.prefetch_all;
@@ -124,33 +184,17 @@ std::vector<Run> plan(const Image& im, const PrefetchOptions& o, const std::func
       report(std::nullopt, "prefetch list: inode " + std::to_string(ino) + ": " + c.error().message());
     }
   }
-  std::sort(hinted.begin(), hinted.end());
-  hinted.erase(std::unique(hinted.begin(), hinted.end()), hinted.end());
-  std::vector<Run> runs;
-  RunBuilder builder(runs, o.batch_size);
-  const std::uint32_t blobs = std::uint32_t(im.blobs().size());
-  const std::vector<ChunkInfo>* infos = nullptr;
-  std::optional<std::uint32_t> loaded;
-  for (const ChunkRef& c : hinted) {
-    if (loaded != c.blob) {
-      if (stopping()) return {};
-      auto r = im.blob_chunks(c.blob);
-      infos = r ? *r : nullptr;
-      loaded = c.blob;
-      if (!r) report(c.blob, r.error().message());
-    }
-    if (infos && c.index < infos->size()) builder.add(c.blob, c.index, (*infos)[c.index].compressed_size);
+  Planner planner(im, o.batch_size, report);
+  planner.add(sorted(std::move(hinted)), stopping);
+  if (!all) return planner.take();
+  std::vector<ChunkRef> small;
+  std::set<std::uint64_t> walked;
+  if (auto c = collect(im, im.root_ino(), small, walked, 0, stopping, o.small_file); !c) {
+    report(std::nullopt, "prefetch of small files: " + c.error().message());  // the blob order below still covers them
   }
-  for (std::uint32_t b = 0; all && b < blobs; ++b) {
-    if (stopping()) return {};
-    auto r = im.blob_chunks(b);
-    if (!r) {
-      report(b, r.error().message());
-      continue;
-    }
-    for (std::uint32_t i = 0; i < (*r)->size(); ++i) builder.add(b, i, (**r)[i].compressed_size);
-  }
-  return runs;
+  planner.add(sorted(std::move(small)), stopping);
+  planner.add_all(stopping);
+  return stopping() ? std::vector<Run>{} : planner.take();
 }
 
 }  // namespace

@@ -46,6 +46,7 @@ class TestBackend final : public BlobBackend {
     if (off < data_end_) {
       std::unique_lock lock(mu_);
       ++data_reads_;
+      offsets_.push_back(off);
       ++blocked_;
       cv_.notify_all();
       cv_.wait(lock, [&] { return open_; });
@@ -60,6 +61,10 @@ class TestBackend final : public BlobBackend {
   std::uint64_t data_reads() const {
     std::lock_guard lock(mu_);
     return data_reads_;
+  }
+  std::vector<std::uint64_t> offsets() const {
+    std::lock_guard lock(mu_);
+    return offsets_;
   }
   void close_gate() {
     std::lock_guard lock(mu_);
@@ -85,6 +90,7 @@ class TestBackend final : public BlobBackend {
   bool open_ = true;
   std::size_t blocked_ = 0;
   std::uint64_t data_reads_ = 0;  // chunk reads (below data_end_), guarded by mu_
+  std::vector<std::uint64_t> offsets_;  // of those reads, in order; guarded by mu_
 };
 
 class PrefetchTest : public ::testing::Test {
@@ -225,6 +231,31 @@ TEST_F(PrefetchTest, PrefetchAllFillsEveryChunkWithoutAUserRead) {
   ASSERT_TRUE(again);
   expect_all_files(**again);
   EXPECT_TRUE((*again)->blob_cache_stats().data_all_ready);
+}
+
+// prefetch_all fetches the small files before the big ones, whatever their
+// order in the blob: the builder puts /a/one (150000 bytes) before /a/two
+// (70000) and /b/three (200000) after both.
+TEST_F(PrefetchTest, PrefetchAllFetchesSmallFilesFirst) {
+  build();
+  auto im = open_image();
+  ASSERT_TRUE(im);
+  // One worker, one chunk per request: the backend sees the plan's order.
+  auto p = run(im, PrefetchOptions{.threads = 1, .batch_size = 1, .prefetch_all = true, .small_file = 100000});
+  EXPECT_TRUE(im->blob_cache_stats().data_all_ready);
+  const auto small = chunks_of(*im, {"/top", "/a/two"});
+  const auto big = chunks_of(*im, {"/a/one", "/b/three"});
+  ASSERT_LT(*big.begin(), *small.rbegin()) << "the blob puts a big file before a small one";
+  std::map<std::uint64_t, std::uint32_t> by_offset;
+  const auto& infos = **im->blob_chunks(0);
+  for (std::uint32_t i = 0; i < infos.size(); ++i) by_offset[infos[i].compressed_offset] = i;
+  std::vector<std::uint32_t> order;
+  for (std::uint64_t off : backend_->offsets()) order.push_back(by_offset.at(off));
+  ASSERT_EQ(order.size(), chunks_);
+  std::set<std::uint32_t> first(order.begin(), order.begin() + std::ptrdiff_t(small.size()));
+  EXPECT_EQ(first, small) << "the small files' chunks come first";
+  EXPECT_TRUE(std::is_sorted(order.begin(), order.begin() + std::ptrdiff_t(small.size())));
+  EXPECT_TRUE(std::is_sorted(order.begin() + std::ptrdiff_t(small.size()), order.end())) << "then blob order";
 }
 
 TEST_F(PrefetchTest, FileListPrefetchesOnlyThoseFiles) {

@@ -4,7 +4,8 @@
 // Work, in order: the hinted files' chunks — `files` when given (overrides
 // the image's prefetch table), else the files and directories of the
 // bootstrap's prefetch table — then, with `prefetch_all` (or a hint naming
-// "/", or a table holding only the root), every chunk of every blob. The
+// "/", or a table holding only the root), the chunks of every file of at
+// most `small_file` bytes, then every other chunk of every blob. The
 // unit of work is a run of adjacent chunks of one blob of at most
 // `batch_size` compressed bytes (at least one chunk), one backend request, made ready by
 // Image::cache_chunks; chunks already ready are skipped there.
@@ -48,6 +49,7 @@ struct PrefetchOptions {
   std::uint64_t batch_size = 1u << 20;   // compressed (backend) bytes per run
   std::uint64_t bandwidth_limit = 0;     // backend bytes/s; 0 = unlimited
   bool prefetch_all = false;             // every chunk of every blob, after the hinted files
+  std::uint64_t small_file = 1u << 20;   // with prefetch_all: files up to this size before the rest
   std::vector<std::string> files{};      // absolute paths; replaces the prefetch table when non-empty
   std::chrono::milliseconds max_yield{50};  // longest wait for user reads before a run
   std::function<void(std::string)> on_error{};  // failures, once per blob
