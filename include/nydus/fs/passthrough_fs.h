@@ -15,7 +15,7 @@
 // server still has descriptors to accept with.
 // Inodes are keyed by (st_dev, st_ino) so hard links share one node;
 // instance-local inode numbers are assigned sequentially from 2 (root is 1)
-// and never reused. Attributes are the source's, st_ino included. Data is
+// and never reused, except with a node table (below). Attributes are the source's, st_ino included. Data is
 // read with pread() on a descriptor opened from the inode at open().
 // Symbolic links report no extended attributes (O_PATH descriptors of links
 // cannot be used for xattr calls).
