@@ -562,7 +562,8 @@ TEST_F(PassthroughUpgradeTest, GarbageNodeTableFallsBackToNewIds) {
   ASSERT_EQ(call_at(sock_, "PUT", "/api/v1/daemon/start").status, 204u) << next_->log();
   ASSERT_TRUE(wait_state(sock_, "RUNNING")) << next_->log();
   EXPECT_NE(next_->log().find("is not a version 1 table"), std::string::npos) << next_->log();
-  const auto& [path, want] = files.back();
+  const std::string& path = files.back().first;
+  const std::string& want = files.back().second;
   EXPECT_TRUE(eventually([&] { return slurp(path) == want; })) << next_->log();
   EXPECT_EQ(slurp(files[0].first), files[0].second);  // RAFS unaffected
 }
