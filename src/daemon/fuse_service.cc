@@ -3,7 +3,6 @@
 
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-
 #include <unistd.h>
 
 #include <ctime>

@@ -463,12 +463,7 @@ FsResult<Entry> PassthroughFs::lookup(Ino parent, std::string_view name) {
   }
   // Prepared before taking the lock; dropped (after it) when the inode is known already.
   auto node = make_node(fd, e.attr);
-  bool adopted = true;
-  {
-    std::lock_guard lock(mu_);
-    adopted = table_adopted_;
-  }
-  if (!adopted) adopt_node_table();  // normally done before serving (FuseService)
+  if (!table_adopted_.load()) adopt_node_table();  // normally done before serving (FuseService)
   {
     std::lock_guard lock(mu_);
     auto key = std::make_pair(e.attr.st_dev, e.attr.st_ino);
@@ -494,17 +489,26 @@ FsResult<Entry> PassthroughFs::lookup(Ino parent, std::string_view name) {
 
 bool PassthroughFs::forget(Ino ino, std::uint64_t nlookup) {
   if (ino == kRootIno) return false;
+  bool known = true;
   {
     std::lock_guard lock(mu_);
     auto it = inodes_.find(ino);
-    if (it == inodes_.end()) return false;
-    auto& node = *it->second;
-    node.nlookup = nlookup >= node.nlookup ? 0 : node.nlookup - nlookup;
-    if (node.nlookup != 0) return false;
-    // A restored id may share its file with one this process gave out since.
-    if (auto b = by_id_.find(std::make_pair(node.dev, node.ino)); b != by_id_.end() && b->second == ino) by_id_.erase(b);
-    inodes_.erase(it);  // a pinned descriptor closes when the last in-flight user lets go
-    if (table_fd_ < 0) return true;
+    if (it == inodes_.end()) {
+      // An id a previous daemon gave out and this one never needed: the
+      // kernel drops it now, so its record goes too (else it stayed until unmount).
+      if (table_fd_ < 0 || !table_adopted_.load() || ino >= next_ino_ || dying_.count(ino) || free_ids_.count(ino)) {
+        return false;
+      }
+      known = false;
+    } else {
+      auto& node = *it->second;
+      node.nlookup = nlookup >= node.nlookup ? 0 : node.nlookup - nlookup;
+      if (node.nlookup != 0) return false;
+      // A restored id may share its file with one this process gave out since.
+      if (auto b = by_id_.find(std::make_pair(node.dev, node.ino)); b != by_id_.end() && b->second == ino) by_id_.erase(b);
+      inodes_.erase(it);  // a pinned descriptor closes when the last in-flight user lets go
+      if (table_fd_ < 0) return true;
+    }
     dying_.insert(ino);
   }
   // The record is cleared before the id can be reused: a late clear must
@@ -514,7 +518,7 @@ bool PassthroughFs::forget(Ino ino, std::uint64_t nlookup) {
   std::lock_guard lock(mu_);
   dying_.erase(ino);
   if (cleared) free_ids_.insert(ino);  // else the id is left unused
-  return true;
+  return known;
 }
 
 FsResult<struct stat> PassthroughFs::getattr(Ino ino) {

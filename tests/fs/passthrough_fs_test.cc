@@ -239,6 +239,26 @@ TEST_F(NodeTableTest, ForgottenIdsAreClearedAndReusedSoTheFileStaysSmall) {
   EXPECT_EQ(b->lookup(d->ino, "5")->ino, first) << "the successor reuses cleared records too";
 }
 
+// The kernel forgets ids a successor never needed (it drops inodes it cached
+// from the previous daemon): their records are cleared and reused too, or
+// they would stay until unmount.
+TEST_F(NodeTableTest, IdsForgottenBeforeTheSuccessorUsedThemAreCleared) {
+  auto a = with_table(false);
+  ASSERT_TRUE(a);
+  if (!a->uses_file_handles()) GTEST_SKIP() << "no file handles here (filesystem or CAP_DAC_READ_SEARCH)";
+  auto d = a->lookup(a->root(), "d");
+  auto f5 = a->lookup(d->ino, "5");
+  ASSERT_TRUE(d && f5);
+  auto b = with_table(true);
+  ASSERT_TRUE(b);
+  b->adopt_node_table();
+  EXPECT_FALSE(b->forget(f5->ino, 1)) << "not an inode of this process";
+  EXPECT_FALSE(b->forget(f5->ino + 50, 1)) << "never given out: nothing to clear";
+  EXPECT_EQ(with_table(true)->getattr(f5->ino).error(), ESTALE);
+  EXPECT_EQ(b->lookup(d->ino, "6")->ino, f5->ino) << "the cleared id is reused";
+  EXPECT_EQ(stdfs::file_size(table_), 256u * (f5->ino)) << "no record past the last id";
+}
+
 TEST_F(NodeTableTest, BadTablesAndRecordsAreCleanErrors) {
   EXPECT_FALSE(resume()) << "no table";
   std::ofstream(table_) << "";

@@ -144,7 +144,8 @@ class PassthroughFs final : public Filesystem {
   Ino next_ino_ = kRootIno + 1;                             // guarded by mu_
   std::set<Ino> free_ids_;   // guarded by mu_: cleared table records, reused first
   std::set<Ino> dying_;      // guarded by mu_: forgotten, record being cleared
-  bool table_adopted_ = true;  // guarded by mu_: false from a resumed table until adopt_node_table()
+  // False from a resumed table until adopt_node_table(); set under mu_, read without it.
+  std::atomic<bool> table_adopted_{true};
   int table_fd_ = -1;        // set by create(), then constant
   std::string table_path_;   // set by create(), then constant
   std::atomic<bool> table_warned_{false};
