@@ -28,7 +28,8 @@ bool same(const SavedMount& a, const SavedMount& b) {
   return a.slot == b.slot && a.epoch == b.epoch && a.mounted_time == b.mounted_time &&
          a.request.mountpoint == b.request.mountpoint && a.request.type == b.request.type &&
          a.request.source == b.request.source && a.request.prefetch_files == b.request.prefetch_files &&
-         config_text(a.request.config) == config_text(b.request.config);
+         config_text(a.request.config) == config_text(b.request.config) && a.node_table == b.node_table &&
+         a.pseudo_dirs == b.pseudo_dirs;
 }
 
 bool same(const UpgradeState& a, const UpgradeState& b) {

@@ -34,8 +34,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <optional>
@@ -128,6 +130,26 @@ void add_flags(CLI::App& app, Flags& f) {
                  "Kernel readahead of the FUSE mount in KiB (0: the kernel's 128 KiB)")
       ->check(CLI::Range(0u, 65536u));
   app.add_flag("--writable", f.writable, "Accepted for compatibility; no effect: the service is read-only");
+}
+
+// Passthrough node tables (docs/upgrade.md) are needed only by a daemon that
+// can be upgraded or failed over (--supervisor, and --apisock for sendfd);
+// they live beside the API socket, in a directory of this daemon id that its
+// successors (same id, their socket in the same directory) find again. ""
+// (logged) when it cannot be made.
+std::string node_table_dir(const Flags& f) {
+  if (f.supervisor.empty() || f.apisock.empty()) return {};
+  std::string id = f.id;
+  std::replace(id.begin(), id.end(), '/', '_');
+  std::filesystem::path dir = std::filesystem::path(f.apisock).parent_path() / ("nydusd-" + id + "-state");
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec || ::access(dir.c_str(), W_OK) != 0) {
+    spdlog::warn("node table directory {} unusable ({}): passthrough inode numbers will not survive an upgrade",
+                 dir.string(), ec ? ec.message() : std::strerror(errno));
+    return {};
+  }
+  return dir.string();
 }
 
 void print_version(const nydus::api::BuildInfo& b) {
@@ -368,6 +390,7 @@ int main(int argc, char** argv) {
     fo.kernel_cache = flags.rafs_kernel_cache;
     fo.readahead_kb = flags.fuse_readahead_kb;
     fo.failover_policy = *nydus::fs::parse_failover_policy(flags.failover_policy);  // checked by CLI11
+    fo.node_table_dir = node_table_dir(flags);
     fo.on_session_end = [push_event, lostfd](const std::string& why) {
       push_event(why);
       std::uint64_t one = 1;
@@ -415,6 +438,10 @@ int main(int argc, char** argv) {
     server = std::move(*s);
     spdlog::info("API listening on {}", flags.apisock);
   }
+  // A fresh start serves no previous daemon's connection, so node tables left
+  // in its directory are garbage; only now, when the bind has refused a live
+  // daemon's socket, is it sure none is using them.
+  if (fuse && !flags.upgrade) fuse->prune_node_tables();
   if (auto r = d.start(); !r) {
     spdlog::error("start-up failed: {}", r.error().message());
     if (server) server->stop();

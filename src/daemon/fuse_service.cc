@@ -3,9 +3,11 @@
 
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include <ctime>
 #include <filesystem>
+#include <set>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -39,6 +41,9 @@ FuseService::FuseService(std::function<void(std::string)> on_error, FuseServiceO
       on_error_(on_error),
       chunk_cache_(std::make_shared<storage::ChunkCache>(options_.chunk_cache_bytes)),
       started_{::time(nullptr), 0},
+      started_ns_(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                  std::chrono::system_clock::now().time_since_epoch())
+                                                  .count())),
       pseudo_(std::move(on_error)) {}
 
 FuseService::~FuseService() { stop(); }
@@ -80,6 +85,17 @@ Result<void> FuseService::start(const std::string& mountpoint, unsigned threads)
 
 Result<void> FuseService::start_inherited(Inherited in, const fs::FuseServerOptions& o) {
   const dev_t dev = makedev(static_cast<unsigned>(in.conn_id >> 20), static_cast<unsigned>(in.conn_id & 0xfffff));
+  // The previous daemon has stopped (hot upgrade: exited; failover: dead), so
+  // its node tables are final: new ids go after theirs. Before any worker runs.
+  std::vector<std::shared_ptr<fs::PassthroughFs>> tables;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [mp, r] : records_) {
+      if (r.passthrough) tables.push_back(r.passthrough);
+    }
+  }
+  for (const auto& t : tables) t->adopt_node_table();
+  prune_node_tables();
   auto s = fs::FuseServer::adopt(pseudo_, in.mountpoint, in.fd.release(), in.init, options_.failover_policy, in.conn_id, o);
   if (!s) return tl::unexpected(s.error());  // the descriptor is closed; the supervisor keeps the connection
   std::lock_guard lock(mu_);
@@ -102,7 +118,18 @@ void FuseService::stop() {
   }
   // Outside mu_: each stop waits for its workers' runs in flight.
   for (auto& p : prefetch) p->stop();
-  if (s) s->stop();  // joins workers outside mu_ so metrics readers never wait on it
+  if (!s) return;
+  s->stop();  // joins workers outside mu_ so metrics readers never wait on it
+  // The connection is unmounted: no successor will ask for these ids. (A
+  // hot-upgrade exit never gets here: it leaves them to the successor.)
+  std::vector<std::shared_ptr<fs::PassthroughFs>> tables;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [mp, r] : records_) {
+      if (r.passthrough) tables.push_back(r.passthrough);
+    }
+  }
+  for (const auto& t : tables) t->discard_node_table();  // outside mu_: file system calls
 }
 
 bool FuseService::started() const {
@@ -130,7 +157,8 @@ Result<UpgradeState> FuseService::save_state() const {
   for (const auto& [mp, r] : records_) {
     auto at = pseudo_.placement_of(mp);  // shared lock of the pseudo tree only, never I/O
     if (!at) return fail(ErrorCode::kInternal, "mount " + mp + " has no slot");
-    SavedMount m{at->slot, at->epoch, r.request, r.info.mounted_time};
+    SavedMount m{at->slot, at->epoch, r.request, r.info.mounted_time, {}, at->dirs};
+    if (r.passthrough) m.node_table = r.passthrough->node_table();
     m.request.mountpoint = mp;
     s.mounts.push_back(std::move(m));
   }
@@ -189,8 +217,8 @@ Result<void> FuseService::check_not_on_own_mount(const MountRequest& req) const 
   return {};
 }
 
-Result<std::shared_ptr<fs::Filesystem>> FuseService::make_instance(const MountRequest& req,
-                                                                  const std::string& mp) const {
+Result<std::shared_ptr<fs::Filesystem>> FuseService::make_instance(const MountRequest& req, const std::string& mp,
+                                                                  const std::string& table, bool resume) const {
   if (auto r = check_not_on_own_mount(req); !r) {
     return tl::unexpected(req.type == FsType::kRafs ? rafs_error(r.error()) : r.error());
   }
@@ -202,6 +230,8 @@ Result<std::shared_ptr<fs::Filesystem>> FuseService::make_instance(const MountRe
   fs::PassthroughOptions o;
   o.source = req.source;
   o.before_read = options_.before_read;
+  o.node_table = table;
+  o.resume_node_table = resume;
   auto p = fs::PassthroughFs::create(std::move(o));
   if (!p) {
     // A bad source is the caller's mistake, not "object or filesystem doesn't exist".
@@ -316,14 +346,42 @@ void FuseService::put_record(const MountRequest& req, const std::string& mp, con
   auto rafs = std::dynamic_pointer_cast<fs::RafsFs>(inst);
   auto prefetch = start_prefetch(req, rafs, mp);
   std::shared_ptr<storage::Prefetcher> old;
+  std::shared_ptr<fs::PassthroughFs> swapped_out;
   {
     std::lock_guard lock(mu_);
     Record& rec = records_[mp];
     old = std::move(rec.prefetch);
-    rec = Record{info_of(req, mp), req, std::move(metrics), std::move(rafs), std::move(prefetch)};
+    swapped_out = std::move(rec.passthrough);
+    rec = Record{info_of(req, mp), req, std::move(metrics), std::move(rafs), std::move(prefetch), false,
+                 std::dynamic_pointer_cast<fs::PassthroughFs>(inst)};
     ++generation_;
   }
   if (old) old->stop();
+  if (swapped_out) swapped_out->discard_node_table();  // its ids are stale now (new epoch)
+}
+
+std::string FuseService::new_node_table(const MountRequest& req) {
+  if (options_.node_table_dir.empty() || req.type != FsType::kPassthrough) return {};
+  // Unique across the daemons of one node table directory: pid, start time, count.
+  return fmt::format("{}/passthrough-{}-{}-{}.nodes", options_.node_table_dir, ::getpid(), started_ns_, tables_made_++);
+}
+
+void FuseService::prune_node_tables() const {
+  if (options_.node_table_dir.empty()) return;
+  std::set<std::string> used;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [mp, r] : records_) {
+      if (r.passthrough && !r.passthrough->node_table().empty()) used.insert(r.passthrough->node_table());
+    }
+  }
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(options_.node_table_dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("passthrough-", 0) != 0 || e.path().extension() != ".nodes" || used.count(e.path().string())) continue;
+    std::filesystem::remove(e.path(), ec);
+    spdlog::info("removed node table {}: no mount uses it", e.path().string());
+  }
 }
 
 Result<void> FuseService::mount(const MountRequest& req) {
@@ -331,7 +389,7 @@ Result<void> FuseService::mount(const MountRequest& req) {
   if (!mp) return tl::unexpected(mp.error());
   std::lock_guard mlock(mount_mu_);
   if (pseudo_.is_attached(*mp)) return fail(ErrorCode::kAlreadyExists, "object or filesystem already exists");
-  auto inst = make_instance(req, *mp);
+  auto inst = make_instance(req, *mp, new_node_table(req));
   if (!inst) return tl::unexpected(inst.error());
   auto metrics = std::make_shared<fs::FsMetrics>(*mp, metrics_options(req.config));
   if (auto r = pseudo_.attach(*mp, *inst, metrics); !r) return r;
@@ -344,7 +402,7 @@ Result<void> FuseService::remount(const MountRequest& req) {
   if (!mp) return tl::unexpected(mp.error());
   std::lock_guard mlock(mount_mu_);
   if (!pseudo_.is_attached(*mp)) return fail(ErrorCode::kNotFound, "object or filesystem doesn't exist");
-  auto inst = make_instance(req, *mp);
+  auto inst = make_instance(req, *mp, new_node_table(req));
   if (!inst) return tl::unexpected(inst.error());
   auto metrics = std::make_shared<fs::FsMetrics>(*mp, metrics_options(req.config));
   if (auto r = pseudo_.swap(*mp, *inst, metrics); !r) return r;
@@ -358,14 +416,19 @@ Result<void> FuseService::umount(const std::string& mountpoint) {
   std::lock_guard mlock(mount_mu_);
   if (auto r = pseudo_.detach(*mp); !r) return r;
   std::shared_ptr<storage::Prefetcher> prefetch;
+  std::shared_ptr<fs::PassthroughFs> passthrough;
   {
     std::lock_guard lock(mu_);
-    if (auto it = records_.find(*mp); it != records_.end()) prefetch = std::move(it->second.prefetch);
+    if (auto it = records_.find(*mp); it != records_.end()) {
+      prefetch = std::move(it->second.prefetch);
+      passthrough = std::move(it->second.passthrough);
+    }
     records_.erase(*mp);  // §10 #24: the instance's metrics go with it
     ++generation_;
   }
   // Outside mu_ (metrics readers), bounded by the runs in flight.
   if (prefetch) prefetch->stop();
+  if (passthrough) passthrough->discard_node_table();  // unmounted: no successor needs its ids
   return {};
 }
 
@@ -527,25 +590,36 @@ Result<std::size_t> FuseService::restore(const UpgradeState& state, UniqueFd fd)
 Result<void> FuseService::restore_mount(const SavedMount& m) {
   auto mp = fs::PseudoFs::normalize(m.request.mountpoint);
   if (!mp || *mp != m.request.mountpoint) return fail(ErrorCode::kCorrupt, "mountpoint is not normalised");
-  auto inst = make_instance(m.request, *mp);
+  fs::Placement at{m.slot, m.epoch, m.pseudo_dirs};
+  auto inst = m.request.type == FsType::kPassthrough ? restore_passthrough(m, *mp, at) : make_instance(m.request, *mp);
   if (!inst) return tl::unexpected(inst.error());
   auto metrics = std::make_shared<fs::FsMetrics>(*mp, metrics_options(m.request.config));
-  // Passthrough node ids are a per-process table (docs/upgrade.md): a new
-  // epoch makes the old ones answer ESTALE instead of naming other files.
-  fs::Placement at{m.slot, m.epoch};
-  if (m.request.type == FsType::kPassthrough) at.epoch = static_cast<std::uint16_t>(m.epoch == 0xffff ? 1 : m.epoch + 1);
   if (auto r = pseudo_.attach_at(*mp, *inst, metrics, at); !r) return r;
   auto rafs = std::dynamic_pointer_cast<fs::RafsFs>(*inst);
   // The predecessor's prefetch may not have finished: go on with what is
   // not in the shared blob cache yet (ready chunks are skipped).
   auto prefetch = rafs ? start_prefetch(m.request, rafs, *mp) : nullptr;
-  Record rec{info_of(m.request, *mp), m.request, std::move(metrics), std::move(rafs), std::move(prefetch)};
+  Record rec{info_of(m.request, *mp), m.request, std::move(metrics), std::move(rafs), std::move(prefetch), true,
+             std::dynamic_pointer_cast<fs::PassthroughFs>(*inst)};
   if (!m.mounted_time.empty()) rec.info.mounted_time = m.mounted_time;
-  rec.restored = true;
   std::lock_guard lock(mu_);
   records_[*mp] = std::move(rec);
   ++generation_;
   return {};
+}
+
+Result<std::shared_ptr<fs::Filesystem>> FuseService::restore_passthrough(const SavedMount& m, const std::string& mp,
+                                                                        fs::Placement& at) {
+  if (!m.node_table.empty()) {
+    auto inst = make_instance(m.request, mp, m.node_table, true);
+    if (inst) return inst;
+    spdlog::warn("takeover: {}: {}; its inode numbers start anew (the kernel's answer ESTALE)", mp,
+                 inst.error().message());
+  }
+  // Without the table the old ids name nothing here: a new epoch makes them
+  // answer ESTALE instead of naming other files.
+  at.epoch = static_cast<std::uint16_t>(m.epoch == 0xffff ? 1 : m.epoch + 1);
+  return make_instance(m.request, mp, new_node_table(m.request));
 }
 
 bool FuseService::handover(std::chrono::milliseconds limit) {

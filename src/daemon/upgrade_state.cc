@@ -105,12 +105,15 @@ void write_mount(Writer& w, const SavedMount& m) {
   w.u64(q.prefetch_files.size());
   for (const auto& p : q.prefetch_files) w.str(p);
   w.str(m.mounted_time);
+  w.str(m.node_table);
+  w.u64(m.pseudo_dirs.size());
+  for (std::uint64_t id : m.pseudo_dirs) w.u64(id);
 }
 
 // Smallest encoded mount: slot, epoch, type, five empty strings' lengths and the list count.
 constexpr std::size_t kMinMountSize = 4 + 4 + 1 + 8 * 5;
 
-Result<SavedMount> read_mount(Reader& r) {
+Result<SavedMount> read_mount(Reader& r, std::uint32_t version) {
   SavedMount m;
   m.slot = r.u32();
   std::uint32_t epoch = r.u32();
@@ -121,6 +124,11 @@ Result<SavedMount> read_mount(Reader& r) {
   std::uint64_t n = r.count(8);
   for (std::uint64_t i = 0; i < n && r.ok(); ++i) m.request.prefetch_files.push_back(r.str());
   m.mounted_time = r.str();
+  if (version >= 2) {
+    m.node_table = r.str();
+    std::uint64_t dirs = r.count(8);
+    for (std::uint64_t i = 0; i < dirs && r.ok(); ++i) m.pseudo_dirs.push_back(r.u64());
+  }
   if (!r.ok()) return fail(ErrorCode::kCorrupt, "upgrade state: mount record runs past the end");
   if (epoch > 0xffff) return fail(ErrorCode::kCorrupt, fmt::format("upgrade state: epoch {} out of range", epoch));
   m.epoch = static_cast<std::uint16_t>(epoch);
@@ -174,8 +182,8 @@ Result<UpgradeState> decode_upgrade_state(std::span<const std::uint8_t> bytes) {
   if (std::memcmp(d->data(), bytes.data() + bytes.size() - kDigestSize, kDigestSize) != 0) {
     return fail(ErrorCode::kCorrupt, "upgrade state: checksum mismatch");
   }
-  if (version != kUpgradeStateVersion) {
-    return fail(ErrorCode::kUnsupported, fmt::format("upgrade state: version {} (this daemon reads {})", version,
+  if (version != 1 && version != kUpgradeStateVersion) {
+    return fail(ErrorCode::kUnsupported, fmt::format("upgrade state: version {} (this daemon reads 1 to {})", version,
                                                      kUpgradeStateVersion));
   }
   Reader r(bytes.subspan(kHeaderSize, static_cast<std::size_t>(length)));
@@ -185,7 +193,7 @@ Result<UpgradeState> decode_upgrade_state(std::span<const std::uint8_t> bytes) {
   s.init = read_init(r);
   std::uint64_t n = r.count(kMinMountSize);
   for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
-    auto m = read_mount(r);
+    auto m = read_mount(r, version);
     if (!m) return tl::unexpected(m.error());
     s.mounts.push_back(std::move(*m));
   }

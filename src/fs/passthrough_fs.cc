@@ -40,6 +40,7 @@ struct PassthroughFs::Inode {
   const ino_t ino;
   const mode_t mode;     // file type bits
   std::uint64_t nlookup = 0;  // guarded by PassthroughFs::mu_
+  std::atomic<bool> persisted{false};  // its node table record is written
 };
 
 // A descriptor for the duration of one operation: the pinned one (borrowed)
@@ -85,6 +86,64 @@ int fd_ceiling(std::size_t reserve) {
   return static_cast<int>(std::max(limit - std::min(limit, reserve), limit / 2));
 }
 
+// Node table file: a header, then one record per id at a fixed place
+// (id 2 is the first record; the root, id 1, is the source itself). Host
+// byte order: the file never leaves the machine, and a reboot ends the FUSE
+// connection it serves. Records are 256 bytes and aligned, so none spans two
+// pages and a killed writer cannot leave half of one; each carries its id and
+// a checksum, so a torn, misplaced or foreign record reads as absent (ESTALE).
+constexpr char kTableMagic[8] = {'N', 'Y', 'D', 'U', 'S', 'P', 'T', 'N'};
+constexpr std::uint32_t kTableVersion = 1;
+constexpr std::size_t kRecordSize = 256;
+constexpr std::size_t kTableHeader = kRecordSize;
+constexpr std::uint32_t kLiveRecord = 0x5254504e;  // "NPTR"; 0: cleared or never written
+// Record fields: u32 live | u32 handle type | u32 handle bytes | i32 mount id |
+// u64 id | u64 st_dev | u64 st_ino | u32 mode | u32 0 | handle (128) | ... | u64 checksum.
+constexpr std::size_t kHandleAt = 48;
+constexpr std::size_t kSumAt = kRecordSize - 8;
+static_assert(kHandleAt + MAX_HANDLE_SZ <= kSumAt);
+
+// Far beyond any id handed out; keeps every record offset in range.
+constexpr std::uint64_t kMaxRecordId = std::uint64_t{1} << 48;
+
+off_t record_offset(std::uint64_t id) { return static_cast<off_t>(kTableHeader + (id - 2) * kRecordSize); }
+
+std::uint64_t record_sum(const unsigned char* rec) {
+  std::uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a
+  for (std::size_t i = 0; i < kSumAt; ++i) h = (h ^ rec[i]) * 0x100000001b3ull;
+  return h;
+}
+
+template <class T>
+void put(unsigned char* rec, std::size_t at, T v) {
+  std::memcpy(rec + at, &v, sizeof v);
+}
+
+template <class T>
+T get(const unsigned char* rec, std::size_t at) {
+  T v;
+  std::memcpy(&v, rec + at, sizeof v);
+  return v;
+}
+
+bool record_live(const unsigned char* rec, std::uint64_t id) {
+  return get<std::uint32_t>(rec, 0) == kLiveRecord && get<std::uint64_t>(rec, 16) == id &&
+         get<std::uint32_t>(rec, 8) <= MAX_HANDLE_SZ && get<std::uint64_t>(rec, kSumAt) == record_sum(rec);
+}
+
+bool pwrite_all(int fd, const void* buf, std::size_t n, off_t off) {
+  auto* p = static_cast<const char*>(buf);
+  while (n > 0) {
+    ssize_t w = ::pwrite(fd, p, n, off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    p += w;
+    n -= static_cast<std::size_t>(w);
+    off += w;
+  }
+  return true;
+}
+
 }  // namespace
 
 std::optional<PassthroughFs::FileHandle> PassthroughFs::handle_of(int fd) {
@@ -113,6 +172,7 @@ PassthroughFs::PassthroughFs(PassthroughOptions options)
     : options_(std::move(options)), fd_ceiling_(fd_ceiling(options_.reserved_fds)) {}
 
 PassthroughFs::~PassthroughFs() {
+  if (table_fd_ >= 0) ::close(table_fd_);  // the file stays: a successor may need it
   inodes_.clear();  // before the mount descriptors their handles borrow
   for (auto& [id, fd] : mount_fds_) {
     if (fd >= 0) ::close(fd);
@@ -198,7 +258,151 @@ Result<std::shared_ptr<PassthroughFs>> PassthroughFs::create(PassthroughOptions 
   fs->inodes_.emplace(kRootIno, root);
   fs->by_id_.emplace(std::make_pair(st.st_dev, st.st_ino), kRootIno);
   fs->enable_handles(fd);
+  if (!fs->options_.node_table.empty()) {
+    if (auto r = fs->open_node_table(); !r) return tl::unexpected(r.error());
+  }
   return fs;
+}
+
+// A new table (or none, logged, when it cannot be made: serving matters more
+// than surviving an upgrade), or the resumed one, checked.
+Result<void> PassthroughFs::open_node_table() {
+  const std::string& path = options_.node_table;
+  if (!use_handles_) {
+    if (options_.resume_node_table) return fail(ErrorCode::kUnsupported, "node table " + path + ": no file handles here");
+    return {};
+  }
+  if (!options_.resume_node_table) {
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    unsigned char header[kTableHeader] = {};
+    std::memcpy(header, kTableMagic, sizeof kTableMagic);
+    put(header, 8, kTableVersion);
+    put(header, 12, static_cast<std::uint32_t>(kRecordSize));
+    if (fd < 0 || !pwrite_all(fd, header, sizeof header, 0)) {
+      spdlog::warn("passthrough {}: node table {} cannot be written ({}); its inode numbers will not survive a "
+                   "live upgrade or failover", options_.source, path, std::strerror(errno));
+      if (fd >= 0) ::close(fd);
+      return {};
+    }
+    table_fd_ = fd;
+    table_path_ = path;
+    return {};
+  }
+  int fd = ::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return tl::unexpected(os_error("node table " + path, errno));
+  struct stat st {};
+  unsigned char header[kTableHeader] = {};
+  bool ok = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= static_cast<off_t>(kTableHeader) &&
+            ::pread(fd, header, sizeof header, 0) == static_cast<ssize_t>(sizeof header) &&
+            std::memcmp(header, kTableMagic, sizeof kTableMagic) == 0 && get<std::uint32_t>(header, 8) == kTableVersion &&
+            get<std::uint32_t>(header, 12) == kRecordSize;
+  if (!ok) {
+    ::close(fd);
+    return fail(ErrorCode::kCorrupt, "node table " + path + " is not a version 1 table");
+  }
+  table_fd_ = fd;
+  table_path_ = path;
+  std::lock_guard lock(mu_);
+  table_adopted_ = false;
+  return {};
+}
+
+void PassthroughFs::adopt_node_table() {
+  if (table_fd_ < 0) return;
+  struct stat st {};
+  if (::fstat(table_fd_, &st) != 0) return;
+  // Whole records only; a partial tail is overwritten by the next id.
+  const std::uint64_t records = static_cast<std::uint64_t>(st.st_size - std::min<off_t>(st.st_size, kTableHeader)) / kRecordSize;
+  std::set<Ino> cleared;
+  std::vector<unsigned char> buf(kRecordSize * 256);
+  for (std::uint64_t first = 0; first < records;) {
+    std::uint64_t n = std::min<std::uint64_t>(records - first, buf.size() / kRecordSize);
+    ssize_t got = ::pread(table_fd_, buf.data(), n * kRecordSize, record_offset(first + 2));
+    if (got <= 0) break;
+    n = static_cast<std::uint64_t>(got) / kRecordSize;
+    for (std::uint64_t i = 0; i < n; ++i) {
+      if (!record_live(buf.data() + i * kRecordSize, first + 2 + i)) cleared.insert(first + 2 + i);
+    }
+    first += n;
+  }
+  std::lock_guard lock(mu_);
+  for (Ino id : cleared) {
+    if (inodes_.count(id) == 0) free_ids_.insert(id);
+  }
+  next_ino_ = std::max<Ino>(next_ino_, records + 2);
+  table_adopted_ = true;
+}
+
+void PassthroughFs::discard_node_table() {
+  if (!table_path_.empty()) ::unlink(table_path_.c_str());
+}
+
+bool PassthroughFs::write_record(Ino ino, const unsigned char* rec) {
+  if (pwrite_all(table_fd_, rec, kRecordSize, record_offset(ino))) return true;
+  if (!table_warned_.exchange(true)) {
+    spdlog::warn("passthrough {}: writing node table {} failed ({}); inode numbers handed out from now on may not "
+                 "survive a live upgrade or failover", options_.source, table_path_, std::strerror(errno));
+  }
+  return false;
+}
+
+// Before the id reaches the kernel. Any lookup that finds the record not yet
+// written writes it (the same bytes at the same place), so no reply waits for
+// another thread and none is sent before its record is in the file.
+void PassthroughFs::persist(Ino ino, Inode& node) {
+  if (table_fd_ < 0 || node.fd >= 0 || node.persisted.load(std::memory_order_acquire)) return;
+  unsigned char rec[kRecordSize] = {};
+  put(rec, 0, kLiveRecord);
+  put(rec, 4, static_cast<std::uint32_t>(node.handle.type));
+  put(rec, 8, static_cast<std::uint32_t>(node.handle.bytes.size()));
+  put(rec, 12, static_cast<std::int32_t>(node.handle.mount_id));
+  put(rec, 16, static_cast<std::uint64_t>(ino));
+  put(rec, 24, static_cast<std::uint64_t>(node.dev));
+  put(rec, 32, static_cast<std::uint64_t>(node.ino));
+  put(rec, 40, static_cast<std::uint32_t>(node.mode));
+  std::memcpy(rec + kHandleAt, node.handle.bytes.data(), node.handle.bytes.size());
+  put(rec, kSumAt, record_sum(rec));
+  if (write_record(ino, rec)) node.persisted.store(true, std::memory_order_release);
+}
+
+// An id the kernel got from a previous daemon (or this one, before a FORGET
+// freed it): its record, its handle opened, and the file checked to be the
+// one recorded. Any doubt is nullptr (ESTALE), never another file.
+std::shared_ptr<PassthroughFs::Inode> PassthroughFs::restore_node(Ino ino) {
+  if (ino > kMaxRecordId) return nullptr;
+  unsigned char rec[kRecordSize];
+  if (::pread(table_fd_, rec, sizeof rec, record_offset(ino)) != static_cast<ssize_t>(sizeof rec)) return nullptr;
+  if (!record_live(rec, ino)) return nullptr;
+  FileHandle h;
+  h.type = static_cast<int>(get<std::uint32_t>(rec, 4));
+  h.bytes.assign(rec + kHandleAt, rec + kHandleAt + get<std::uint32_t>(rec, 8));
+  h.mount_id = get<std::int32_t>(rec, 12);
+  {
+    std::lock_guard lock(mounts_mu_);
+    auto it = mount_fds_.find(h.mount_id);
+    if (it == mount_fds_.end() || it->second < 0) return nullptr;  // a mount inside the source not reached yet
+    h.mount_fd = it->second;
+  }
+  int fd = guard(open_handle(h, O_PATH));
+  if (fd < 0) return nullptr;
+  struct stat st {};
+  bool same = ::fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 &&
+              static_cast<std::uint64_t>(st.st_ino) == get<std::uint64_t>(rec, 32) &&
+              static_cast<std::uint64_t>(st.st_dev) == get<std::uint64_t>(rec, 24) &&
+              (st.st_mode & S_IFMT) == get<std::uint32_t>(rec, 40);
+  ::close(fd);
+  if (!same) return nullptr;
+  auto node = std::make_shared<Inode>(-1, std::move(h), st.st_dev, st.st_ino, st.st_mode & S_IFMT);
+  node->persisted = true;
+  // The kernel's lookup count is unknown: its FORGET (sent whole when it drops
+  // the inode) frees the node.
+  node->nlookup = 1;
+  std::lock_guard lock(mu_);
+  if (auto it = inodes_.find(ino); it != inodes_.end()) return it->second;  // restored meanwhile
+  if (dying_.count(ino) || free_ids_.count(ino)) return nullptr;            // forgotten meanwhile
+  inodes_.emplace(ino, node);
+  by_id_.emplace(std::make_pair(node->dev, node->ino), ino);
+  return node;
 }
 
 // File handles need filesystem support and CAP_DAC_READ_SEARCH (open_by_handle_at):
@@ -221,10 +425,14 @@ void PassthroughFs::enable_handles(int root_fd) {
                options_.source, std::strerror(errno));
 }
 
-std::shared_ptr<PassthroughFs::Inode> PassthroughFs::find(Ino ino) const {
-  std::lock_guard lock(mu_);
-  auto it = inodes_.find(ino);
-  return it == inodes_.end() ? nullptr : it->second;
+std::shared_ptr<PassthroughFs::Inode> PassthroughFs::find(Ino ino) {
+  {
+    std::lock_guard lock(mu_);
+    auto it = inodes_.find(ino);
+    if (it != inodes_.end()) return it->second;
+    if (table_fd_ < 0 || ino <= kRootIno || dying_.count(ino) || free_ids_.count(ino)) return nullptr;
+  }
+  return restore_node(ino);  // outside mu_: reads the table and opens the file
 }
 
 std::size_t PassthroughFs::inode_count() const {
@@ -255,33 +463,62 @@ FsResult<Entry> PassthroughFs::lookup(Ino parent, std::string_view name) {
   }
   // Prepared before taking the lock; dropped (after it) when the inode is known already.
   auto node = make_node(fd, e.attr);
-  std::lock_guard lock(mu_);
-  auto key = std::make_pair(e.attr.st_dev, e.attr.st_ino);
-  if (auto it = by_id_.find(key); it != by_id_.end()) {
-    e.ino = it->second;  // hard link or repeated lookup: one node
-    inodes_.at(e.ino)->nlookup++;
-    return e;
+  if (!table_adopted_.load()) adopt_node_table();  // normally done before serving (FuseService)
+  {
+    std::lock_guard lock(mu_);
+    auto key = std::make_pair(e.attr.st_dev, e.attr.st_ino);
+    if (auto it = by_id_.find(key); it != by_id_.end()) {
+      e.ino = it->second;  // hard link or repeated lookup: one node
+      node = inodes_.at(e.ino);
+      node->nlookup++;
+    } else {
+      if (!free_ids_.empty()) {
+        e.ino = *free_ids_.begin();
+        free_ids_.erase(free_ids_.begin());
+      } else {
+        e.ino = next_ino_++;
+      }
+      node->nlookup = 1;
+      inodes_.emplace(e.ino, node);
+      by_id_.emplace(key, e.ino);
+    }
   }
-  e.ino = next_ino_++;
-  node->nlookup = 1;
-  inodes_.emplace(e.ino, std::move(node));
-  by_id_.emplace(key, e.ino);
+  persist(e.ino, *node);  // outside mu_, before the reply
   return e;
 }
 
 bool PassthroughFs::forget(Ino ino, std::uint64_t nlookup) {
   if (ino == kRootIno) return false;
-  std::lock_guard lock(mu_);
-  auto it = inodes_.find(ino);
-  if (it == inodes_.end()) return false;
-  auto& node = *it->second;
-  node.nlookup = nlookup >= node.nlookup ? 0 : node.nlookup - nlookup;
-  if (node.nlookup == 0) {
-    by_id_.erase(std::make_pair(node.dev, node.ino));
-    inodes_.erase(it);  // a pinned descriptor closes when the last in-flight user lets go
-    return true;
+  bool known = true;
+  {
+    std::lock_guard lock(mu_);
+    auto it = inodes_.find(ino);
+    if (it == inodes_.end()) {
+      // An id a previous daemon gave out and this one never needed: the
+      // kernel drops it now, so its record goes too (else it stayed until unmount).
+      if (table_fd_ < 0 || !table_adopted_.load() || ino >= next_ino_ || dying_.count(ino) || free_ids_.count(ino)) {
+        return false;
+      }
+      known = false;
+    } else {
+      auto& node = *it->second;
+      node.nlookup = nlookup >= node.nlookup ? 0 : node.nlookup - nlookup;
+      if (node.nlookup != 0) return false;
+      // A restored id may share its file with one this process gave out since.
+      if (auto b = by_id_.find(std::make_pair(node.dev, node.ino)); b != by_id_.end() && b->second == ino) by_id_.erase(b);
+      inodes_.erase(it);  // a pinned descriptor closes when the last in-flight user lets go
+      if (table_fd_ < 0) return true;
+    }
+    dying_.insert(ino);
   }
-  return false;
+  // The record is cleared before the id can be reused: a late clear must
+  // never land on the record of the id's next file.
+  static constexpr unsigned char kCleared[kRecordSize] = {};
+  bool cleared = write_record(ino, kCleared);
+  std::lock_guard lock(mu_);
+  dying_.erase(ino);
+  if (cleared) free_ids_.insert(ino);  // else the id is left unused
+  return known;
 }
 
 FsResult<struct stat> PassthroughFs::getattr(Ino ino) {

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -332,14 +333,15 @@ Result<void> PseudoFs::attach_impl(std::string_view mountpoint, std::shared_ptr<
     if (!at) next_slot_ = slot % kMaxInstances + 1;
     // Create the pseudo directories.
     cur = kRootNode;
-    for (const auto& c : comps) {
+    for (std::size_t i = 0; i < comps.size(); ++i) {
+      const auto& c = comps[i];
       auto& n = nodes_.at(cur);
       auto it = n.children.find(c);
       if (it != n.children.end()) {
         cur = it->second;
         continue;
       }
-      std::uint64_t id = next_pseudo_++;
+      std::uint64_t id = new_pseudo_id(at && i < at->dirs.size() ? at->dirs[i] : 0);
       n.children.emplace(c, id);
       nodes_[id] = PseudoNode{c, cur, {}, nullptr};
       cur = id;
@@ -439,14 +441,28 @@ std::optional<Placement> PseudoFs::placement_of(std::string_view mountpoint) con
   if (!mp) return std::nullopt;
   std::shared_lock lock(mu_);
   std::uint64_t cur = kRootNode;
+  std::vector<std::uint64_t> dirs;
   for (const auto& c : split(*mp)) {
     auto it = nodes_.at(cur).children.find(c);
     if (it == nodes_.at(cur).children.end()) return std::nullopt;
     cur = it->second;
+    dirs.push_back(cur);
   }
   const auto& n = nodes_.at(cur);
   if (!n.inst) return std::nullopt;
-  return Placement{n.inst->slot, n.inst->epoch};
+  return Placement{n.inst->slot, n.inst->epoch, std::move(dirs)};
+}
+
+// `want` when it is a free pseudo id (a restored one), else the next free one.
+// Caller holds mu_ exclusively.
+std::uint64_t PseudoFs::new_pseudo_id(std::uint64_t want) {
+  const bool usable = want > kRootNode && (want >> kSlotShift) == 0 && nodes_.count(want) == 0;
+  if (!usable) {
+    while (nodes_.count(next_pseudo_) != 0) ++next_pseudo_;
+    want = next_pseudo_;
+  }
+  next_pseudo_ = std::max(next_pseudo_, want + 1);
+  return want;
 }
 
 PseudoFs::Resolved PseudoFs::resolve(std::uint64_t node) const {

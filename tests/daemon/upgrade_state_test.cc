@@ -39,6 +39,8 @@ UpgradeState sample(unsigned mounts) {
   pt.request.mountpoint = "/";
   pt.request.source = "/srv/data";
   pt.mounted_time = "2026-11-28 09:00:01.25 +00:00:00";
+  pt.node_table = "/run/nydusd/nydusd-d1-state/passthrough-1-2-3.nodes";
+  pt.pseudo_dirs = {5, 9};
   s.mounts.push_back(pt);
   return s;
 }
@@ -59,6 +61,8 @@ void expect_same(const UpgradeState& a, const UpgradeState& b) {
     EXPECT_EQ(x.request.source, y.request.source);
     EXPECT_EQ(x.request.config, y.request.config) << i;
     EXPECT_EQ(x.request.prefetch_files, y.request.prefetch_files);
+    EXPECT_EQ(x.node_table, y.node_table);
+    EXPECT_EQ(x.pseudo_dirs, y.pseudo_dirs);
   }
 }
 
@@ -119,13 +123,33 @@ TEST(UpgradeStateTest, GarbageAndOtherVersionsAreRefused) {
 
 TEST(UpgradeStateTest, AnotherVersionIsUnsupported) {
   auto bytes = encode_upgrade_state(sample(1)).value();
-  bytes[8] = 2;  // version, right after the magic; the checksum is made valid again
+  bytes[8] = 3;  // version, right after the magic (this daemon reads 1 and 2); the checksum is made valid again
   auto d = storage::sha256(std::span(bytes).first(bytes.size() - 32)).value();
   std::copy(d.begin(), d.end(), bytes.end() - 32);
   auto r = decode_upgrade_state(bytes);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code(), ErrorCode::kUnsupported);
-  EXPECT_NE(r.error().message().find("version 2"), std::string::npos) << r.error().message();
+  EXPECT_NE(r.error().message().find("version 3"), std::string::npos) << r.error().message();
+}
+
+// A version 1 blob (a daemon from before node tables) is still read: its
+// mounts come back without node table or pseudo directory ids.
+TEST(UpgradeStateTest, VersionOneIsStillRead) {
+  UpgradeState s;
+  s.fuse_mountpoint = "/mnt";
+  s.mounts.push_back(rafs_mount(4));
+  auto v2 = encode_upgrade_state(s).value();
+  // Version 1 = version 2 without the last mount's trailing empty table name and empty id list.
+  std::vector<std::uint8_t> v1(v2.begin(), v2.end() - 32 - 16);
+  v1[8] = 1;
+  std::uint64_t len = v1.size() - 24;
+  for (int i = 0; i < 8; ++i) v1[16 + i] = static_cast<std::uint8_t>(len >> (8 * i));
+  auto d = storage::sha256(v1).value();
+  v1.insert(v1.end(), d.begin(), d.end());
+  auto back = decode_upgrade_state(v1);
+  ASSERT_TRUE(back) << back.error().message();
+  expect_same(s, *back);
+  EXPECT_EQ(v2[8], 2u) << "written as version 2";
 }
 
 }  // namespace

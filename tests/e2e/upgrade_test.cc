@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <iostream>
 #include <future>
 #include <set>
@@ -406,6 +407,165 @@ TEST_F(UpgradeTest, FailoverResendsTheRequestTheKilledDaemonHeld) {
   ASSERT_TRUE(readers.progress(5)) << readers.first_failure() << next_->log();
   EXPECT_TRUE(readers.stop()) << "a read hung" << next_->log();
   EXPECT_EQ(readers.failures(), 0u) << readers.first_failure() << next_->log();
+}
+
+
+// Passthrough mounts beside the RAFS one (issue #15): two host directories at
+// nested mountpoints /pt/src and /pt/other, attached after /r, so that a
+// restore in mountpoint order would renumber the pseudo directory /pt.
+class PassthroughUpgradeTest : public UpgradeTest {
+ protected:
+  // The RAFS files of start_first() and the passthrough files, with their content.
+  std::vector<std::pair<std::string, std::string>> start_with_passthrough() {
+    auto files = start_first();
+    const std::string src = dir_.file("ptsrc"), other = dir_.file("ptother");
+    std::filesystem::create_directories(src + "/sub");
+    std::filesystem::create_directories(other);
+    const std::vector<std::pair<std::string, std::size_t>> made = {{"a.txt", 40000}, {"b.bin", 200000}, {"sub/c.txt", 777}};
+    for (const auto& [name, size] : made) {
+      std::string data(size, '\0');
+      for (std::size_t i = 0; i < size; ++i) data[i] = static_cast<char>('a' + (i * 7 + name.size()) % 26);
+      std::ofstream(src + "/" + name, std::ios::binary) << data;
+      files.emplace_back(mnt_ + "/pt/src/" + name, data);
+    }
+    std::ofstream(other + "/o.txt") << "other";
+    for (const auto& [mp, dir] : {std::pair{"%2Fpt%2Fsrc", src}, std::pair{"%2Fpt%2Fother", other}}) {
+      std::string body = Json{{"source", dir}, {"fs_type", "passthrough_fs"}, {"config", ""}}.dump();
+      auto r = call("POST", std::string("/api/v1/mount?mountpoint=") + mp, body);
+      EXPECT_EQ(r.status, 204u) << r.body;
+    }
+    for (std::size_t i = kFiles.size(); i < files.size(); ++i) EXPECT_EQ(slurp(files[i].first), files[i].second);
+    return files;
+  }
+  static ino_t ino_of(const std::string& path) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+  }
+  static std::set<std::string> names_in(const std::string& dir) {
+    std::set<std::string> names;
+    for (const auto& e : std::filesystem::directory_iterator(dir)) names.insert(e.path().filename());
+    return names;
+  }
+  // What the kernel holds across the handover keeps working in the successor `sock`.
+  void expect_kept(const std::string& sock, int held, const std::string& want, int pt_dir,
+                   const std::map<std::string, ino_t>& inos, const std::set<std::string>& src_names) {
+    std::string got(want.size(), '\0');
+    EXPECT_EQ(::pread(held, got.data(), got.size(), 0), static_cast<ssize_t>(got.size())) << std::strerror(errno);
+    EXPECT_EQ(got, want);
+    for (const auto& [path, ino] : inos) EXPECT_EQ(ino_of(path), ino) << path;
+    // A name never looked up below the pseudo directory the kernel holds: the
+    // lookup reaches the successor with the predecessor's id of /pt.
+    struct stat st {};
+    EXPECT_EQ(::fstatat(pt_dir, "other/o.txt", &st, 0), 0) << std::strerror(errno);
+    EXPECT_EQ(names_in(mnt_ + "/pt"), (std::set<std::string>{"other", "src"}));
+    EXPECT_EQ(names_in(mnt_ + "/pt/src"), src_names);
+    EXPECT_EQ(names_in(mnt_ + "/pt/src/sub"), (std::set<std::string>{"c.txt"}));
+    auto info = Json::parse(call_at(sock, "GET", "/api/v1/daemon").body);
+    EXPECT_EQ(info["backend_collection"]["/pt/src"]["backend_type"], "PassthroughFs") << info.dump();
+  }
+};
+
+// §6.6 C with passthrough mounts: readers of both kinds lose nothing; a
+// passthrough fd opened before the handover reads after it; st_ino (files
+// and the pseudo directory) and listings are unchanged.
+TEST_F(PassthroughUpgradeTest, HotUpgradeKeepsPassthroughIdsAndOpenFiles) {
+  auto files = start_with_passthrough();
+  ASSERT_EQ(files.size(), kFiles.size() + 3);
+  const std::string& held_path = files[kFiles.size() + 1].first;
+  int held = ::open(held_path.c_str(), O_RDONLY);
+  ASSERT_GE(held, 0);
+  int pt_dir = ::open((mnt_ + "/pt").c_str(), O_RDONLY | O_DIRECTORY);
+  ASSERT_GE(pt_dir, 0);
+  std::map<std::string, ino_t> inos;
+  for (const auto& p : {files[kFiles.size()].first, files.back().first, mnt_ + "/pt", mnt_ + "/pt/src/sub"}) inos[p] = ino_of(p);
+  Readers readers(files, 8, [this] { abort_connection(); });
+  ASSERT_TRUE(readers.progress(20)) << readers.first_failure();
+  save_state();
+  start_next(sock2_, {"--upgrade", "--thread-num", "4"});
+  auto t = call_at(sock2_, "PUT", "/api/v1/daemon/fuse/takeover");
+  ASSERT_EQ(t.status, 204u) << t.body << next_->log();
+  ASSERT_TRUE(readers.progress(20)) << readers.first_failure();  // the old daemon still serves
+  ASSERT_EQ(call("PUT", "/api/v1/daemon/exit").status, 204u);
+  EXPECT_EQ(daemon_->wait_exit(), 0) << daemon_->log();
+  ASSERT_EQ(call_at(sock2_, "PUT", "/api/v1/daemon/start").status, 204u) << next_->log();
+  ASSERT_TRUE(wait_state(sock2_, "RUNNING")) << next_->log();
+  ASSERT_TRUE(readers.progress(20)) << readers.first_failure() << next_->log();
+  EXPECT_TRUE(readers.stop()) << "a read hung";
+  EXPECT_EQ(readers.failures(), 0u) << readers.first_failure() << next_->log();
+  expect_kept(sock2_, held, files[kFiles.size() + 1].second, pt_dir, inos, {"a.txt", "b.bin", "sub"});
+  ::close(held);
+  ::close(pt_dir);
+  // One node table per passthrough mount, beside the API sockets; a graceful
+  // stop (unmount) removes them: no successor will need them.
+  const std::string tables = dir_.file("nydusd-d1-state");
+  auto count = [&] {
+    std::size_t n = 0;
+    for (const auto& e : std::filesystem::directory_iterator(tables)) n += e.path().extension() == ".nodes";
+    return n;
+  };
+  EXPECT_EQ(count(), 2u);
+  next_->signal(SIGTERM);
+  EXPECT_EQ(next_->wait_exit(), 0) << next_->log();
+  EXPECT_EQ(count(), 0u);
+}
+
+// §6.6 B with passthrough mounts: kill -9 under load, after lookups and an
+// open that happened after the last sendfd (the saved state predates them):
+// the successor resolves those ids from the node table file alone.
+TEST_F(PassthroughUpgradeTest, FailoverAfterKill9KeepsPassthroughIdsAndOpenFiles) {
+  auto files = start_with_passthrough();
+  ASSERT_EQ(files.size(), kFiles.size() + 3);
+  save_state();
+  // Looked up and opened only now: ids and a handle the saved state knows nothing of.
+  const std::string late = dir_.file("ptsrc/late.txt");
+  std::ofstream(late) << "late file";
+  int held = ::open((mnt_ + "/pt/src/late.txt").c_str(), O_RDONLY);
+  ASSERT_GE(held, 0);
+  int pt_dir = ::open((mnt_ + "/pt").c_str(), O_RDONLY | O_DIRECTORY);
+  ASSERT_GE(pt_dir, 0);
+  std::map<std::string, ino_t> inos;
+  for (const auto& p : {files[kFiles.size()].first, files.back().first, mnt_ + "/pt/src/late.txt"}) inos[p] = ino_of(p);
+  Readers readers(files, 8, [this] { abort_connection(); });
+  ASSERT_TRUE(readers.progress(20)) << readers.first_failure();
+  daemon_->signal(SIGKILL);
+  EXPECT_EQ(daemon_->wait_exit(), 128 + SIGKILL);
+  start_next(sock_, {"--thread-num", "4", "--failover-policy", "resend"});  // no --upgrade: detected
+  auto t = call_at(sock_, "PUT", "/api/v1/daemon/fuse/takeover");
+  ASSERT_EQ(t.status, 204u) << t.body << next_->log();
+  ASSERT_EQ(call_at(sock_, "PUT", "/api/v1/daemon/start").status, 204u) << next_->log();
+  ASSERT_TRUE(wait_state(sock_, "RUNNING")) << next_->log();
+  ASSERT_TRUE(readers.progress(20)) << readers.first_failure() << next_->log();
+  EXPECT_TRUE(readers.stop()) << "a read hung";
+  EXPECT_EQ(readers.failures(), 0u) << readers.first_failure() << next_->log();
+  expect_kept(sock_, held, "late file", pt_dir, inos, {"a.txt", "b.bin", "late.txt", "sub"});
+  ::close(held);
+  ::close(pt_dir);
+}
+
+
+// A node table that is garbage when the successor reads it (disk trouble,
+// tampering) costs the kernel's passthrough ids (ESTALE until it looks the
+// names up again), never the takeover or the daemon.
+TEST_F(PassthroughUpgradeTest, GarbageNodeTableFallsBackToNewIds) {
+  auto files = start_with_passthrough();
+  ASSERT_EQ(files.size(), kFiles.size() + 3);
+  save_state();
+  const std::string tables = dir_.file("nydusd-d1-state");
+  for (const auto& e : std::filesystem::directory_iterator(tables)) {
+    std::ofstream(e.path(), std::ios::binary | std::ios::trunc) << std::string(1000, '\x5a');
+  }
+  daemon_->signal(SIGKILL);
+  EXPECT_EQ(daemon_->wait_exit(), 128 + SIGKILL);
+  start_next(sock_, {"--thread-num", "4"});
+  auto t = call_at(sock_, "PUT", "/api/v1/daemon/fuse/takeover");
+  ASSERT_EQ(t.status, 204u) << t.body << next_->log();
+  ASSERT_EQ(call_at(sock_, "PUT", "/api/v1/daemon/start").status, 204u) << next_->log();
+  ASSERT_TRUE(wait_state(sock_, "RUNNING")) << next_->log();
+  EXPECT_NE(next_->log().find("is not a version 1 table"), std::string::npos) << next_->log();
+  const std::string& path = files.back().first;
+  const std::string& want = files.back().second;
+  EXPECT_TRUE(eventually([&] { return slurp(path) == want; })) << next_->log();
+  EXPECT_EQ(slurp(files[0].first), files[0].second);  // RAFS unaffected
 }
 
 }  // namespace

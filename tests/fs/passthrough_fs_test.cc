@@ -156,5 +156,146 @@ TEST_F(PassthroughFsTest, MountsInsideTheSourceAreServed) {
   EXPECT_EQ(p->getattr(b->ino)->st_size, 5);
 }
 
+
+// Node tables (live upgrade and failover, docs/upgrade.md): a second instance
+// resuming the first one's table, as a successor does after kill -9, resolves
+// the ids the first one gave out from the file alone.
+class NodeTableTest : public PassthroughFsTest {
+ protected:
+  std::shared_ptr<PassthroughFs> with_table(bool resume) {
+    PassthroughOptions o;
+    o.node_table = table_;
+    o.resume_node_table = resume;
+    return fs(o);
+  }
+  Result<std::shared_ptr<PassthroughFs>> resume() {
+    PassthroughOptions o;
+    o.source = dir_.file("src");
+    o.node_table = table_;
+    o.resume_node_table = true;
+    return PassthroughFs::create(std::move(o));
+  }
+  std::string read_all(PassthroughFs& p, Ino ino) {
+    auto fh = p.open(ino, O_RDONLY);
+    if (!fh) return std::string("open: ") + std::strerror(fh.error());
+    char buf[64];
+    auto n = p.read(ino, *fh, buf, sizeof buf, 0);
+    p.release(ino, *fh);
+    return n ? std::string(buf, *n) : std::string("read: ") + std::strerror(n.error());
+  }
+  std::string table_ = dir_.file("pt.nodes");
+};
+
+TEST_F(NodeTableTest, IdsResolveInASuccessorFromTheFileAlone) {
+  auto a = with_table(false);
+  ASSERT_TRUE(a);
+  if (!a->uses_file_handles()) GTEST_SKIP() << "no file handles here (filesystem or CAP_DAC_READ_SEARCH)";
+  ASSERT_EQ(a->node_table(), table_);
+  auto d = a->lookup(a->root(), "d");
+  auto f3 = a->lookup(d->ino, "3");
+  auto f7 = a->lookup(d->ino, "7");
+  ASSERT_TRUE(d && f3 && f7);
+  auto b = with_table(true);  // `a` stays as a killed daemon leaves it: nothing cleaned up
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->inode_count(), 1u);  // nothing loaded up front
+  EXPECT_EQ(read_all(*b, f7->ino), "7");
+  auto st = b->getattr(f3->ino);
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->st_ino, f3->attr.st_ino);
+  EXPECT_TRUE(S_ISDIR(b->getattr(d->ino)->st_mode));
+  // A repeated lookup answers the id the kernel holds; a new file gets a new one.
+  EXPECT_EQ(b->lookup(b->root(), "d")->ino, d->ino);
+  EXPECT_EQ(b->lookup(d->ino, "3")->ino, f3->ino);
+  auto f9 = b->lookup(d->ino, "9");
+  ASSERT_TRUE(f9);
+  EXPECT_NE(f9->ino, d->ino);
+  EXPECT_NE(f9->ino, f3->ino);
+  EXPECT_NE(f9->ino, f7->ino);
+  // Ids never given out, and the root's, are not found in the table.
+  EXPECT_EQ(b->getattr(f9->ino + 100).error(), ESTALE);
+  EXPECT_EQ(b->getattr(Ino{1} << 50).error(), ESTALE);
+}
+
+TEST_F(NodeTableTest, ForgottenIdsAreClearedAndReusedSoTheFileStaysSmall) {
+  auto a = with_table(false);
+  ASSERT_TRUE(a);
+  if (!a->uses_file_handles()) GTEST_SKIP() << "no file handles here (filesystem or CAP_DAC_READ_SEARCH)";
+  auto d = a->lookup(a->root(), "d");
+  ASSERT_TRUE(d);
+  Ino first = 0;
+  for (int i = 0; i < kFiles; ++i) {
+    auto e = a->lookup(d->ino, std::to_string(i));
+    ASSERT_TRUE(e) << i;
+    if (i == 0) first = e->ino;
+    EXPECT_EQ(e->ino, first) << "a forgotten id is reused";
+    EXPECT_TRUE(a->forget(e->ino, 1));
+  }
+  EXPECT_LE(stdfs::file_size(table_), 4u * 256) << "header and two records";
+  auto b = with_table(true);
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->getattr(first).error(), ESTALE) << "forgotten: its record is cleared";
+  EXPECT_TRUE(b->getattr(d->ino));
+  b->adopt_node_table();
+  EXPECT_EQ(b->lookup(d->ino, "5")->ino, first) << "the successor reuses cleared records too";
+}
+
+// The kernel forgets ids a successor never needed (it drops inodes it cached
+// from the previous daemon): their records are cleared and reused too, or
+// they would stay until unmount.
+TEST_F(NodeTableTest, IdsForgottenBeforeTheSuccessorUsedThemAreCleared) {
+  auto a = with_table(false);
+  ASSERT_TRUE(a);
+  if (!a->uses_file_handles()) GTEST_SKIP() << "no file handles here (filesystem or CAP_DAC_READ_SEARCH)";
+  auto d = a->lookup(a->root(), "d");
+  auto f5 = a->lookup(d->ino, "5");
+  ASSERT_TRUE(d && f5);
+  auto b = with_table(true);
+  ASSERT_TRUE(b);
+  b->adopt_node_table();
+  EXPECT_FALSE(b->forget(f5->ino, 1)) << "not an inode of this process";
+  EXPECT_FALSE(b->forget(f5->ino + 50, 1)) << "never given out: nothing to clear";
+  EXPECT_EQ(with_table(true)->getattr(f5->ino).error(), ESTALE);
+  EXPECT_EQ(b->lookup(d->ino, "6")->ino, f5->ino) << "the cleared id is reused";
+  EXPECT_EQ(stdfs::file_size(table_), 256u * (f5->ino)) << "no record past the last id";
+}
+
+TEST_F(NodeTableTest, BadTablesAndRecordsAreCleanErrors) {
+  EXPECT_FALSE(resume()) << "no table";
+  std::ofstream(table_) << "";
+  EXPECT_EQ(resume().error().code(), ErrorCode::kCorrupt) << "empty";
+  std::ofstream(table_) << std::string(4096, '\xab');
+  EXPECT_EQ(resume().error().code(), ErrorCode::kCorrupt) << "garbage";
+  stdfs::remove(table_);
+
+  auto a = with_table(false);
+  ASSERT_TRUE(a);
+  if (!a->uses_file_handles()) GTEST_SKIP() << "no file handles here (filesystem or CAP_DAC_READ_SEARCH)";
+  auto d = a->lookup(a->root(), "d");
+  std::vector<Ino> ids;
+  for (int i = 0; i < 4; ++i) ids.push_back(a->lookup(d->ino, std::to_string(i))->ino);
+  // Record k of id 2 + k sits at 256 * (k + 1).
+  auto patch = [&](Ino id, std::size_t at, char byte) {
+    std::fstream f(table_, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(256 * (id - 1) + at));
+    f.put(byte);
+  };
+  patch(ids[0], 100, '\x5a');  // a flipped byte (inside the handle)
+  {
+    std::ifstream in(table_, std::ios::binary);
+    std::string all((std::istreambuf_iterator<char>(in)), {});
+    std::ofstream out(table_, std::ios::in | std::ios::out | std::ios::binary);
+    out.seekp(static_cast<std::streamoff>(256 * (ids[2] - 1)));
+    out << all.substr(256 * (ids[1] - 1), 256);  // id 1's record at id 2's place
+  }
+  stdfs::resize_file(table_, 256 * ids[3] - 100);  // the last record cut short
+  auto b = resume();
+  ASSERT_TRUE(b) << b.error().message();
+  EXPECT_EQ((*b)->getattr(ids[0]).error(), ESTALE);
+  EXPECT_EQ(read_all(**b, ids[1]), "1");
+  EXPECT_EQ((*b)->getattr(ids[2]).error(), ESTALE);
+  EXPECT_EQ((*b)->getattr(ids[3]).error(), ESTALE);
+  EXPECT_EQ((*b)->getattr(d->ino)->st_ino, d->attr.st_ino);
+}
+
 }  // namespace
 }  // namespace nydus::fs

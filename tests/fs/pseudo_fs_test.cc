@@ -329,6 +329,38 @@ TEST_F(PseudoFsTest, AttachAtKeepsTheSavedSlotAndEpoch) {
   EXPECT_EQ(p.placement_of("/s")->epoch, 301u);  // later swaps go on from the saved epoch
 }
 
+// The ids of nested mountpoints' pseudo directories come from a counter in
+// attach order; a restore in another order (the saved state's) must give the
+// kernel's ids back through Placement::dirs.
+TEST_F(PseudoFsTest, RestoredNestedMountpointsKeepTheirPseudoDirectoryIds) {
+  PseudoFs p;
+  ASSERT_TRUE(p.attach("/z/a", fs(), metrics("/z/a")));
+  ASSERT_TRUE(p.attach("/b/c/d", fs(), metrics("/b/c/d")));
+  ASSERT_TRUE(p.attach("/z/e", fs(), metrics("/z/e")));
+  auto z = p.lookup(kRootNode, "z");
+  auto b = p.lookup(kRootNode, "b");
+  ASSERT_TRUE(z && b);
+  auto c = p.lookup(b->node, "c");
+  ASSERT_TRUE(c);
+  auto at_a = p.placement_of("/z/a"), at_d = p.placement_of("/b/c/d"), at_e = p.placement_of("/z/e");
+  ASSERT_TRUE(at_a && at_d && at_e);
+  EXPECT_EQ(at_d->dirs.size(), 3u);
+
+  PseudoFs q;  // restored in another order
+  ASSERT_TRUE(q.attach_at("/z/e", fs(), metrics("/z/e"), *at_e));
+  ASSERT_TRUE(q.attach_at("/b/c/d", fs(), metrics("/b/c/d"), *at_d));
+  ASSERT_TRUE(q.attach_at("/z/a", fs(), metrics("/z/a"), *at_a));
+  EXPECT_EQ(q.lookup(kRootNode, "z")->node, z->node);
+  EXPECT_EQ(q.lookup(kRootNode, "b")->node, b->node);
+  EXPECT_EQ(q.lookup(b->node, "c")->node, c->node);  // the kernel's id of /b reaches its child
+  EXPECT_EQ(q.getattr(c->node)->st_ino, c->attr.st_ino);
+  // A later attach takes an id none of the restored ones uses.
+  ASSERT_TRUE(q.attach("/y/x", fs(), metrics("/y/x")));
+  auto y = q.lookup(kRootNode, "y");
+  ASSERT_TRUE(y);
+  for (auto id : {z->node, b->node, c->node}) EXPECT_NE(y->node, id);
+}
+
 // A file handle the kernel got from a previous daemon (or one naming another
 // node) is reopened from the request's node id, never used as this process's.
 TEST_F(PseudoFsTest, ForeignFileHandlesAreReopenedByNodeId) {

@@ -42,6 +42,7 @@
 #include "nydus/fs/filesystem.h"
 #include "nydus/fs/fs_metrics.h"
 #include "nydus/fs/fuse_server.h"
+#include "nydus/fs/passthrough_fs.h"
 #include "nydus/fs/pseudo_fs.h"
 #include "nydus/fs/rafs_fs.h"
 #include "nydus/storage/prefetch.h"
@@ -67,6 +68,10 @@ struct FuseServiceOptions {
   std::function<void(const std::string&)> on_session_end;
   // Applied when an inherited connection starts (--failover-policy, contract §6.4).
   fs::FailoverPolicy failover_policy = fs::FailoverPolicy::kResend;
+  // Directory of the passthrough instances' node tables (fs/passthrough_fs.h,
+  // docs/upgrade.md), owned by this daemon and its successors; empty: none
+  // (passthrough inode numbers then do not survive an upgrade or failover).
+  std::string node_table_dir;
 };
 
 // "YYYY-MM-DD HH:MM:SS.F +00:00:00" (UTC; F = nanoseconds without trailing zeros, at least one digit).
@@ -107,6 +112,10 @@ class FuseService final : public FsService {
   // True when `req` is identical to a mount restored by takeover (the
   // snapshotter re-issues every mount after an upgrade, §6.6 C.8).
   bool same_as_restored(const MountRequest& req) const override;
+  // Removes node tables in node_table_dir that no current mount uses (left by
+  // a daemon that died without a successor, or by mounts made after the last
+  // sendfd). Run at a fresh start and once an inherited connection is served.
+  void prune_node_tables() const;
 
   Result<void> mount(const MountRequest& req) override;
   Result<void> remount(const MountRequest& req) override;
@@ -131,6 +140,7 @@ class FuseService final : public FsService {
     std::shared_ptr<fs::RafsFs> rafs;  // RAFS instances only
     std::shared_ptr<storage::Prefetcher> prefetch;  // RAFS with prefetch on and a blob cache
     bool restored = false;             // re-created by takeover
+    std::shared_ptr<fs::PassthroughFs> passthrough{};  // passthrough instances only
   };
   struct Inherited {  // a connection received by takeover, served by the next start()
     UniqueFd fd;
@@ -140,7 +150,14 @@ class FuseService final : public FsService {
   };
   Result<void> start_inherited(Inherited in, const fs::FuseServerOptions& o);
   Result<void> restore_mount(const SavedMount& m);
-  Result<std::shared_ptr<fs::Filesystem>> make_instance(const MountRequest& req, const std::string& mp) const;
+  // `table`: the passthrough node table to create, or with `resume` to reopen.
+  Result<std::shared_ptr<fs::Filesystem>> make_instance(const MountRequest& req, const std::string& mp,
+                                                        const std::string& table = {}, bool resume = false) const;
+  // A new node table path for a passthrough mount ("" without node_table_dir or for RAFS).
+  std::string new_node_table(const MountRequest& req);
+  // The restored passthrough instance: its saved table when usable (the ids
+  // the kernel holds stay valid), else a new one at a new epoch of `at`.
+  Result<std::shared_ptr<fs::Filesystem>> restore_passthrough(const SavedMount& m, const std::string& mp, fs::Placement& at);
   Result<std::shared_ptr<fs::RafsFs>> make_rafs(const MountRequest& req, const std::string& mp) const;
   // Starts the instance's prefetch when its configuration asks for it (null otherwise).
   std::shared_ptr<storage::Prefetcher> start_prefetch(const MountRequest& req, const std::shared_ptr<fs::RafsFs>& rafs,
@@ -161,6 +178,7 @@ class FuseService final : public FsService {
   // Shown as the mtime of RAFS inodes without one: the same for every
   // instance and across remounts (whole seconds, as upstream).
   const struct timespec started_;
+  const std::uint64_t started_ns_;  // names this daemon's node tables
   fs::PseudoFs pseudo_;
   std::mutex mount_mu_;                          // serialises mount/remount/umount
   mutable std::mutex mu_;
@@ -169,6 +187,7 @@ class FuseService final : public FsService {
   std::optional<dev_t> own_dev_;                 // guarded by mu_; st_dev of our mount while started
   std::optional<Inherited> inherited_;           // guarded by mu_; set by restore() until start()
   std::atomic<std::uint64_t> generation_{0};     // bumped under mu_ after records_ changes
+  std::atomic<std::uint64_t> tables_made_{0};    // names new node tables
 };
 
 }  // namespace nydus::daemon

@@ -33,7 +33,8 @@
 
 namespace nydus::daemon {
 
-inline constexpr std::uint32_t kUpgradeStateVersion = 1;
+// Written; version 1 (no node tables, no pseudo directory ids) is still read.
+inline constexpr std::uint32_t kUpgradeStateVersion = 2;
 
 // What the kernel and the old daemon agreed at FUSE_INIT (fs/fuse_server.h).
 using FuseInitParams = fs::FuseInitParams;
@@ -45,6 +46,12 @@ struct SavedMount {
   std::uint16_t epoch = 0;
   MountRequest request;     // mountpoint inside the pseudo-filesystem, type, source, config, prefetch
   std::string mounted_time; // as reported in daemon info, kept across the handover
+  // Version 2. Passthrough: the node table file its ids are kept in ("" for
+  // none: the successor then restores it at a new epoch, old ids ESTALE).
+  std::string node_table{};
+  // Version 2: node ids of the pseudo directories along the mountpoint
+  // (fs::Placement::dirs). Empty from version 1: new ids.
+  std::vector<std::uint64_t> pseudo_dirs{};
 };
 
 struct UpgradeState {

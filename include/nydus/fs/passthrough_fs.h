@@ -15,20 +15,31 @@
 // server still has descriptors to accept with.
 // Inodes are keyed by (st_dev, st_ino) so hard links share one node;
 // instance-local inode numbers are assigned sequentially from 2 (root is 1)
-// and never reused. Attributes are the source's, st_ino included. Data is
+// and never reused, except with a node table (below). Attributes are the source's, st_ino included. Data is
 // read with pread() on a descriptor opened from the inode at open().
 // Symbolic links report no extended attributes (O_PATH descriptors of links
 // cannot be used for xattr calls).
+//
+// Node table (live upgrade and failover, docs/upgrade.md): with
+// `node_table` set and file handles available, every id handed to the kernel
+// is first written to that file as a fixed-size record (id, file handle,
+// st_dev/st_ino, type), so a successor daemon, even after kill -9, resolves
+// the ids the kernel still holds from the file alone (open_by_handle_at). An
+// id unknown in memory is looked up there on first use. Forgotten ids are
+// cleared in the file and reused, so the file stays as large as the most ids
+// ever held at once. Layout and checks: passthrough_fs.cc.
 //
 // Thread-safety: all methods may be called concurrently; the inode tables
 // are guarded by one mutex held only for map updates, never across I/O.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -46,11 +57,19 @@ struct PassthroughOptions {
   // Descriptor numbers at the top of RLIMIT_NOFILE this instance never takes
   // (at most half the limit), left for the API server and the daemon.
   std::size_t reserved_fds = 64;
+  // Node table file (see above); empty: ids live in this process only.
+  std::string node_table{};
+  // Open the existing `node_table` of a previous daemon (takeover) instead of
+  // creating it: create() then fails (kCorrupt, kNotFound, kUnsupported) when
+  // it is not a usable table. A new table that cannot be made is logged and
+  // the instance runs without one.
+  bool resume_node_table = false;
 };
 
 class PassthroughFs final : public Filesystem {
  public:
-  // Errors: kNotFound (no such source), kInvalidArgument (not a directory), kIo.
+  // Errors: kNotFound (no such source), kInvalidArgument (not a directory),
+  // kIo; with resume_node_table, the table's errors (see PassthroughOptions).
   static Result<std::shared_ptr<PassthroughFs>> create(PassthroughOptions options);
   ~PassthroughFs() override;
 
@@ -78,6 +97,16 @@ class PassthroughFs final : public Filesystem {
   // Whether inodes are file handles (else pinned descriptors); for tests.
   bool uses_file_handles() const { return use_handles_; }
 
+  // The node table in use ("" when none: not asked for, no file handles, or not writable).
+  const std::string& node_table() const { return table_path_; }
+  // After a takeover, once the previous daemon has stopped (it may have
+  // written ids until then): reads the whole table so that new ids go after
+  // the last one and cleared records are reused. Until then no id is handed out
+  // by this instance. No-op without a table.
+  void adopt_node_table();
+  // Removes the table file (the instance was unmounted: no successor needs it).
+  void discard_node_table();
+
   static constexpr Ino kRootIno = 1;
 
  private:
@@ -90,7 +119,13 @@ class PassthroughFs final : public Filesystem {
   // open_by_handle_at(h.mount_fd, h, flags | O_CLOEXEC).
   static int open_handle(const FileHandle& h, int flags);
   explicit PassthroughFs(PassthroughOptions options);
-  std::shared_ptr<Inode> find(Ino ino) const;
+  // The inode of `ino`: in memory, else (with a node table) restored from its record.
+  std::shared_ptr<Inode> find(Ino ino);
+  std::shared_ptr<Inode> restore_node(Ino ino);
+  Result<void> open_node_table();
+  // Writes `node`'s record (id `ino`) unless already written; false on failure (logged once).
+  void persist(Ino ino, Inode& node);
+  bool write_record(Ino ino, const unsigned char* rec);
   void enable_handles(int root_fd);
   std::shared_ptr<Inode> make_node(int fd, const struct stat& st);
   int mount_fd_for(const FileHandle& h, int fd, bool is_dir);
@@ -107,6 +142,13 @@ class PassthroughFs final : public Filesystem {
   std::unordered_map<Ino, std::shared_ptr<Inode>> inodes_;  // guarded by mu_
   std::map<std::pair<dev_t, ino_t>, Ino> by_id_;            // guarded by mu_
   Ino next_ino_ = kRootIno + 1;                             // guarded by mu_
+  std::set<Ino> free_ids_;   // guarded by mu_: cleared table records, reused first
+  std::set<Ino> dying_;      // guarded by mu_: forgotten, record being cleared
+  // False from a resumed table until adopt_node_table(); set under mu_, read without it.
+  std::atomic<bool> table_adopted_{true};
+  int table_fd_ = -1;        // set by create(), then constant
+  std::string table_path_;   // set by create(), then constant
+  std::atomic<bool> table_warned_{false};
   mutable std::mutex mounts_mu_;
   // Mount id -> a readable descriptor on it (-1: its handles do not decode); guarded by mounts_mu_.
   std::unordered_map<int, int> mount_fds_;

@@ -74,6 +74,11 @@ class Invalidator {
 struct Placement {
   unsigned slot = 0;
   std::uint16_t epoch = 0;
+  // Node ids of the pseudo directories along the mountpoint, one per
+  // component (placement_of); attach_at() re-creates missing ones with these
+  // ids when free, so the ids the kernel holds for nested mountpoints'
+  // directories survive whatever the restore order. Empty: new ids.
+  std::vector<std::uint64_t> dirs{};
 };
 
 struct NodeEntry {
@@ -193,6 +198,7 @@ class PseudoFs {
   // Same, and frees its slot.
   std::shared_ptr<Handle> take_handle(std::uint64_t fh, bool is_dir);
 
+  std::uint64_t new_pseudo_id(std::uint64_t want);
   Result<void> attach_impl(std::string_view mountpoint, std::shared_ptr<Filesystem> fs,
                            std::shared_ptr<FsMetrics> metrics, std::optional<Placement> at);
   FsResult<std::shared_ptr<Handle>> handle_for(std::uint64_t node, std::uint64_t fh, bool dir);
