@@ -23,9 +23,11 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "util/fuse_connection.h"
 #include "util/nydusd_fuse_fixture.h"
 #include "util/registry_server.h"
 #include "util/test_supervisor.h"
+#include "util/verifying_readers.h"
 
 namespace nydus::testutil {
 namespace {
@@ -43,100 +45,7 @@ std::string rafs_config() {
       .dump();
 }
 
-HttpReply call_at(const std::string& sock, const std::string& method, const std::string& target,
-                  const std::string& body = "") {
-  std::string req = method + " " + target + " HTTP/1.1\r\nHost: x\r\n";
-  if (!body.empty()) req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
-  auto r = round_trip(sock, req + "\r\n" + body, std::chrono::seconds(30));
-  return r.value_or(HttpReply{});
-}
-
-bool wait_state(const std::string& sock, const std::string& state) {
-  return eventually([&] {
-    auto j = Json::parse(call_at(sock, "GET", "/api/v1/daemon").body, nullptr, false);
-    return j.is_object() && j.value("state", "") == state;
-  });
-}
-
-// Readers that open, read whole and compare files through the mount until stopped.
-class Readers {
- public:
-  // `unstick` runs when a reader is still in a read after the hang guard
-  // (it aborts the connection, so the read returns and the test can end).
-  Readers(std::vector<std::pair<std::string, std::string>> files, unsigned n, std::function<void()> unstick)
-      : files_(std::move(files)), unstick_(std::move(unstick)) {
-    for (unsigned i = 0; i < n; ++i) done_.push_back(std::async(std::launch::async, [this, i] { run(i); }));
-  }
-  ~Readers() { stop(); }
-  // Waits until every reader completed `n` more verified reads (hang guard only).
-  bool progress(std::uint64_t n) {
-    std::uint64_t target = reads_.load() + n * done_.size();
-    return eventually([&] { return reads_.load() >= target || failures_.load() > 0; });
-  }
-  // Stops and joins; false when a reader is stuck in a read (a hung read).
-  bool stop() {
-    stop_ = true;
-    const auto deadline = std::chrono::steady_clock::now() + kHangGuard;
-    bool ok = true;
-    for (auto& f : done_) {
-      if (f.valid() && f.wait_until(deadline) != std::future_status::ready) ok = false;
-    }
-    if (!ok && unstick_) unstick_();
-    return ok;
-  }
-  std::uint64_t reads() const { return reads_.load(); }
-  // The longest time no read completed, since the last call (a reader's view of a pause).
-  std::chrono::microseconds take_longest_gap() {
-    last_ns_ = now_ns();
-    return std::chrono::microseconds(longest_ns_.exchange(0) / 1000);
-  }
-  std::uint64_t failures() const { return failures_.load(); }
-  std::string first_failure() const {
-    std::lock_guard lock(mu_);
-    return first_failure_;
-  }
-
- private:
-  void run(unsigned id) {
-    std::vector<char> buf(1 << 16);
-    for (std::size_t k = id; !stop_.load(); ++k) {
-      const auto& [path, want] = files_[k % files_.size()];
-      int fd = ::open(path.c_str(), O_RDONLY);
-      std::string got;
-      int err = 0;
-      if (fd < 0) err = errno;
-      for (ssize_t n = 1; fd >= 0 && n > 0;) {
-        n = ::read(fd, buf.data(), buf.size());
-        if (n < 0) err = errno;
-        if (n > 0) got.append(buf.data(), static_cast<std::size_t>(n));
-      }
-      if (fd >= 0) ::close(fd);
-      if (err != 0 || got != want) {
-        if (failures_++ == 0) {
-          std::lock_guard lock(mu_);
-          first_failure_ = path + ": " + (err ? std::strerror(err) : "content differs");
-        }
-      } else {
-        ++reads_;
-        std::int64_t now = now_ns();
-        std::int64_t gap = now - last_ns_.exchange(now);
-        for (std::int64_t cur = longest_ns_.load(); gap > cur && !longest_ns_.compare_exchange_weak(cur, gap);) {
-        }
-      }
-    }
-  }
-  const std::vector<std::pair<std::string, std::string>> files_;
-  static std::int64_t now_ns() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
-  }
-  const std::function<void()> unstick_;
-  std::atomic<std::int64_t> last_ns_{now_ns()}, longest_ns_{0};
-  std::atomic<bool> stop_{false};
-  std::atomic<std::uint64_t> reads_{0}, failures_{0};
-  mutable std::mutex mu_;
-  std::string first_failure_;  // guarded by mu_
-  std::vector<std::future<void>> done_;
-};
+using Readers = VerifyingReaders;
 
 class UpgradeTest : public NydusdFuseFixture {
  protected:
@@ -160,8 +69,7 @@ class UpgradeTest : public NydusdFuseFixture {
   // The first daemon with the RAFS image at /r; its files and their content.
   std::vector<std::pair<std::string, std::string>> start_first() {
     start({"--id", "d1", "--supervisor", sup_, "--thread-num", "4"});
-    struct stat st {};
-    if (::stat(mnt_.c_str(), &st) == 0) conn_ = (std::uint64_t{major(st.st_dev)} << 20) | minor(st.st_dev);
+    conn_ = fuse_connection_id(mnt_);
     std::string body = Json{{"source", kFixture + "/rafs-v6-2.2.boot"}, {"fs_type", "rafs"}, {"config", rafs_config()}}.dump();
     auto r = call("POST", "/api/v1/mount?mountpoint=%2Fr", body);
     EXPECT_EQ(r.status, 204u) << r.body;
@@ -224,17 +132,9 @@ class UpgradeTest : public NydusdFuseFixture {
   }
 
   // Ends the FUSE connection through fusectl (mounted if it is not).
-  void abort_connection() const {
-    if (conn_ == 0) return;
-    if (::access(fmt_conn("abort").c_str(), W_OK) != 0) {
-      ::mount("fusectl", "/sys/fs/fuse/connections", "fusectl", 0, nullptr);
-    }
-    std::ofstream(fmt_conn("abort")) << "1";
-  }
+  void abort_connection() const { abort_fuse_connection(conn_); }
 
-  std::string fmt_conn(const char* file) const {
-    return "/sys/fs/fuse/connections/" + std::to_string(conn_) + "/" + file;
-  }
+  std::string fmt_conn(const char* file) const { return fuse_connection_file(conn_, file); }
 
   std::string sup_, sock2_, mount_body_;
   std::uint64_t conn_ = 0;
