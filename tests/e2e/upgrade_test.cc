@@ -18,6 +18,7 @@
 #include <iostream>
 #include <future>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -228,14 +229,68 @@ TEST_F(UpgradeTest, FailoverAfterKill9WithResendLosesNoRead) {
   EXPECT_EQ(info["backend_collection"]["/r"]["backend_type"], "Rafs") << info.dump();
 }
 
+// What a daemon holds once RUNNING under load: its descriptors and its
+// resident memory. Left out of `fds`: its accepted API connections (the
+// test's last request may still be open on the daemon's side) and the image's
+// blob files, counted apart: a blob is opened on the first read that reaches
+// the daemon, and whether one does depends on what the kernel has cached.
+struct DaemonUsage {
+  std::vector<std::string> fds;  // "<fd> <target>", sorted
+  std::size_t blob_fds = 0;
+  std::uint64_t rss_kib = 0;
+};
+
+DaemonUsage daemon_usage(pid_t pid, const std::string& api_sock) {
+  // /proc/net/unix: "Num RefCount Protocol Flags Type St Inode Path"; an
+  // accepted connection carries its listener's path, the listener has
+  // __SO_ACCEPTCON (00010000) in Flags.
+  std::set<std::string> api_conns;
+  std::ifstream unix_socks("/proc/net/unix");
+  for (std::string line; std::getline(unix_socks, line);) {
+    std::istringstream in(line);
+    std::string num, refs, proto, flags, type, st, inode, path;
+    if (in >> num >> refs >> proto >> flags >> type >> st >> inode >> path && path == api_sock && flags != "00010000") {
+      api_conns.insert("socket:[" + inode + "]");
+    }
+  }
+  DaemonUsage u;
+  std::error_code ec;
+  const std::string blobs = std::filesystem::weakly_canonical(kFixture + "/blobs").string() + "/";
+  for (std::filesystem::directory_iterator it("/proc/" + std::to_string(pid) + "/fd", ec), end; !ec && it != end;
+       it.increment(ec)) {
+    std::error_code lec;
+    std::string target = std::filesystem::read_symlink(it->path(), lec).string();
+    if (target.rfind(blobs, 0) == 0) {
+      ++u.blob_fds;
+    } else if (!api_conns.count(target)) {
+      u.fds.push_back(it->path().filename().string() + " " + target);
+    }
+  }
+  std::sort(u.fds.begin(), u.fds.end());
+  u.rss_kib = status_kib(pid, "VmRSS");
+  return u;
+}
+
+std::uint64_t median_rss(std::vector<DaemonUsage>::const_iterator from, std::vector<DaemonUsage>::const_iterator to) {
+  std::vector<std::uint64_t> v;
+  for (auto it = from; it != to; ++it) v.push_back(it->rss_kib);
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
 // 100 hot upgrades in a row under the same load (issue #15): no read fails
 // or hangs, every old daemon exits 0 and is reaped (no zombie), and the test
 // process (the supervisor's side) holds no more descriptors than before.
+// Each generation, once RUNNING under the readers' load, holds exactly the
+// descriptors the first daemon held (a takeover that leaks one, or state
+// that grows from one generation to the next, shows), and its RSS does not
+// grow with the generation.
 TEST_F(UpgradeTest, HundredHotUpgradesInARowUnderLoad) {
   auto files = start_first();
   ASSERT_FALSE(files.empty());
   Readers readers(files, 8, [this] { abort_connection(); });
   ASSERT_TRUE(readers.progress(5)) << readers.first_failure();
+  std::vector<DaemonUsage> usage = {daemon_usage(daemon_->pid(), sock_)};
   std::unique_ptr<DaemonProcess> cur = std::move(daemon_);
   std::string from = sock_;
   const std::string socks[2] = {dir_.file("api-a.sock"), dir_.file("api-b.sock")};
@@ -253,6 +308,7 @@ TEST_F(UpgradeTest, HundredHotUpgradesInARowUnderLoad) {
     ASSERT_TRUE(wait_state(to, "RUNNING")) << next_->log();
     ASSERT_TRUE(readers.progress(1)) << "round " << i << ": " << readers.first_failure();
     pauses.push_back(readers.take_longest_gap());
+    usage.push_back(daemon_usage(next_->pid(), to));
     cur = std::move(next_);
     from = to;
     if (i == 0) fds_before = open_fds();
@@ -266,6 +322,19 @@ TEST_F(UpgradeTest, HundredHotUpgradesInARowUnderLoad) {
             << " ms, max " << pauses.back().count() / 1000.0 << " ms\n";
   EXPECT_EQ(open_fds().size(), fds_before.size()) << testing::PrintToString(open_fds()) << testing::PrintToString(fds_before);
   EXPECT_EQ(zombie_children(), 0u);
+  // The daemon side: same descriptors in the last generation as in the first
+  // (started normally), and RSS flat: the last ten generations' median within
+  // 4 MiB of the first ten's (a few KiB per generation would be far below it,
+  // state or a mount copied per generation far above).
+  EXPECT_EQ(usage.back().fds.size(), usage.front().fds.size())
+      << "first: " << testing::PrintToString(usage.front().fds) << "\nlast: " << testing::PrintToString(usage.back().fds);
+  EXPECT_LE(std::max_element(usage.begin(), usage.end(), [](auto& a, auto& b) { return a.blob_fds < b.blob_fds; })->blob_fds,
+            1u) << "the image's one blob opened more than once";
+  const std::uint64_t first_rss = median_rss(usage.begin(), usage.begin() + 10);
+  const std::uint64_t last_rss = median_rss(usage.end() - 10, usage.end());
+  std::cout << "daemon per generation: " << usage.front().fds.size() << " -> " << usage.back().fds.size()
+            << " descriptors, VmRSS median first 10 " << first_rss << " KiB, last 10 " << last_rss << " KiB\n";
+  EXPECT_LE(last_rss, first_rss + 4096) << "VmRSS grows with the generation";
   daemon_ = std::move(cur);  // the fixture's teardown ends the last one
 }
 
