@@ -8,7 +8,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -108,16 +107,6 @@ std::uint64_t status_kib(pid_t pid, const std::string& field) {
     if (line.rfind(field + ":", 0) == 0) return std::stoull(line.substr(field.size() + 1));
   }
   return 0;
-}
-
-std::size_t open_fd_count(pid_t pid) {
-  std::size_t n = 0;
-  std::error_code ec;
-  for (std::filesystem::directory_iterator it("/proc/" + std::to_string(pid) + "/fd", ec), end; !ec && it != end;
-       it.increment(ec)) {
-    ++n;
-  }
-  return n;
 }
 
 std::pair<int, std::string> run_command(const std::vector<std::string>& argv_in) {

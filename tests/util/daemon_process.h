@@ -39,8 +39,6 @@ class DaemonProcess {
 
 // A /proc/<pid>/status field in KiB ("VmRSS", "VmHWM"); 0 when absent.
 std::uint64_t status_kib(pid_t pid, const std::string& field);
-// Descriptors open in process `pid` (0 when it is gone).
-std::size_t open_fd_count(pid_t pid);
 
 // Runs a program to completion, capturing stdout+stderr. Returns {exit code, output}.
 std::pair<int, std::string> run_command(const std::vector<std::string>& argv);
