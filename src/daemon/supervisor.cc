@@ -1,6 +1,8 @@
 // Supervisor socket transfers with deadlines (see header).
 #include "nydus/daemon/supervisor.h"
 
+#include "daemon/supervisor_receive.h"
+
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -101,15 +103,33 @@ Result<void> send_to_supervisor(const std::string& path, std::span<const std::ui
   return {};  // closing is the end-of-data mark
 }
 
-Result<SupervisorTransfer> receive_from_supervisor(const std::string& path, std::chrono::milliseconds timeout,
-                                                   std::size_t max_bytes) {
-  const auto deadline = Clock::now() + timeout;
-  auto s = connect_to(path, deadline);
-  if (!s) return tl::unexpected(s.error());
+std::vector<int> scm_rights_fds(const msghdr& msg) {
+  std::vector<int> fds;
+  if (msg.msg_control == nullptr) return fds;
+  msghdr m = msg;  // the CMSG macros take it mutable
+  const auto* end = static_cast<const unsigned char*>(m.msg_control) + m.msg_controllen;
+  // CMSG_NXTHDR checks that each next header fits, CMSG_FIRSTHDR does not:
+  // every header's length is checked against the buffer here.
+  for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c)) {
+    const auto left = static_cast<std::size_t>(end - reinterpret_cast<const unsigned char*>(c));
+    if (c->cmsg_len < CMSG_LEN(0) || c->cmsg_len > left) break;
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (std::size_t i = 0; i < count; ++i) {
+      int fd = -1;
+      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      fds.push_back(fd);
+    }
+  }
+  return fds;
+}
+
+Result<SupervisorTransfer> receive_transfer(int sock, std::chrono::steady_clock::time_point deadline,
+                                            std::size_t max_bytes) {
   SupervisorTransfer t;
   std::vector<std::uint8_t> buf(64u << 10);
   for (;;) {
-    if (!arm(s->get(), deadline)) return fail(ErrorCode::kIo, "Timeout(read: the supervisor sent no end of data)");
+    if (!arm(sock, deadline)) return fail(ErrorCode::kIo, "Timeout(read: the supervisor sent no end of data)");
     iovec iov{buf.data(), buf.size()};
     alignas(cmsghdr) char control[CMSG_SPACE(16 * sizeof(int))];
     msghdr msg{};
@@ -117,7 +137,7 @@ Result<SupervisorTransfer> receive_from_supervisor(const std::string& path, std:
     msg.msg_iovlen = 1;
     msg.msg_control = control;
     msg.msg_controllen = sizeof(control);
-    ssize_t n = ::recvmsg(s->get(), &msg, MSG_CMSG_CLOEXEC);
+    ssize_t n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
     if (n < 0) {
       int err = errno;
       if (err == EINTR) continue;
@@ -125,17 +145,11 @@ Result<SupervisorTransfer> receive_from_supervisor(const std::string& path, std:
       return fail(ErrorCode::kIo, "Read(" + os_text(err) + ")");
     }
     // Keep the first descriptor; close every other one (§10 #14: upstream leaks them).
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-      std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      for (std::size_t i = 0; i < count; ++i) {
-        int got = -1;
-        std::memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-        if (!t.fd) {
-          t.fd.reset(got);
-        } else {
-          ::close(got);
-        }
+    for (int got : scm_rights_fds(msg)) {
+      if (!t.fd) {
+        t.fd.reset(got);
+      } else {
+        ::close(got);
       }
     }
     if (n == 0) break;
@@ -146,6 +160,14 @@ Result<SupervisorTransfer> receive_from_supervisor(const std::string& path, std:
   }
   if (!t.fd) return fail(ErrorCode::kIo, "NoEnoughFds");
   return t;
+}
+
+Result<SupervisorTransfer> receive_from_supervisor(const std::string& path, std::chrono::milliseconds timeout,
+                                                   std::size_t max_bytes) {
+  const auto deadline = Clock::now() + timeout;
+  auto s = connect_to(path, deadline);
+  if (!s) return tl::unexpected(s.error());
+  return receive_transfer(s->get(), deadline, max_bytes);
 }
 
 }  // namespace nydus::daemon

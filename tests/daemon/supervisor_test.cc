@@ -2,10 +2,14 @@
 // a test supervisor: transfers, misbehaving supervisors, and PUT …/sendfd.
 #include "nydus/daemon/supervisor.h"
 
+#include <sys/socket.h>
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstring>
+#include <filesystem>
 #include <future>
 #include <optional>
 
@@ -15,6 +19,7 @@
 #include "nydus/api/router.h"
 #include "nydus/config/parse.h"
 #include "nydus/daemon/daemon.h"
+#include "daemon/supervisor_receive.h"
 #include "util/raw_client.h"
 #include "util/test_supervisor.h"
 
@@ -115,6 +120,64 @@ TEST(SupervisorTest, SupervisorThatNeverWritesEndsInTimeout) {
   auto r = receive_from_supervisor(sup.path(), 200ms);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().message().rfind("Timeout(", 0), 0u) << r.error().message();
+}
+
+// A control block whose header claims more than the buffer holds: nothing
+// is read past msg_controllen (CMSG_FIRSTHDR does not check the length).
+TEST(SupervisorTest, ControlHeaderLongerThanTheBufferYieldsNoDescriptor) {
+  alignas(cmsghdr) unsigned char control[256] = {};
+  msghdr msg{};
+  msg.msg_control = control;
+  msg.msg_controllen = CMSG_SPACE(sizeof(int));
+  auto* c = reinterpret_cast<cmsghdr*>(control);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(16 * sizeof(int));
+  EXPECT_TRUE(scm_rights_fds(msg).empty());
+  c->cmsg_len = CMSG_LEN(sizeof(int));  // fits: fd 0 from the zeroed buffer
+  EXPECT_EQ(scm_rights_fds(msg), std::vector<int>{0});
+  c->cmsg_len = 3;  // shorter than a header
+  EXPECT_TRUE(scm_rights_fds(msg).empty());
+}
+
+std::size_t open_fd_count() {
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
+  return n;
+}
+
+// Descriptors spread over several messages (as a misbehaving supervisor may
+// send them): the first is kept, every other one closed, the bytes joined.
+TEST(SupervisorTest, ReceiveKeepsTheFirstOfManyDescriptorsAndClosesTheRest) {
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  Pipe a, b;
+  const std::size_t before = open_fd_count();
+  for (int i = 0; i < 3; ++i) {
+    char byte = static_cast<char>('a' + i);
+    iovec iov{&byte, 1};
+    alignas(cmsghdr) char control[CMSG_SPACE(2 * sizeof(int))] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(2 * sizeof(int));
+    const int fds[2] = {i == 0 ? a.fds[0] : b.fds[0], b.fds[1]};
+    std::memcpy(CMSG_DATA(c), fds, sizeof(fds));
+    ASSERT_EQ(::sendmsg(sv[0], &msg, MSG_NOSIGNAL), 1);
+  }
+  ::close(sv[0]);
+  auto r = receive_transfer(sv[1], std::chrono::steady_clock::now() + kSupervisorTimeout, 1024);
+  ::close(sv[1]);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(std::string(r->bytes.begin(), r->bytes.end()), "abc");
+  EXPECT_TRUE(same_file(r->fd.get(), a.fds[0]));
+  r->fd.reset();
+  EXPECT_EQ(open_fd_count(), before - 2);  // the socketpair; all five others closed
 }
 
 // ---- PUT /api/v1/daemon/fuse/sendfd ----

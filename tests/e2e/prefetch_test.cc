@@ -45,15 +45,6 @@ std::size_t threads_of(pid_t pid) {
 
 std::uint64_t u64(const Json& j, const char* key) { return j.value(key, std::uint64_t{0}); }
 
-// A /proc/<pid>/status field in KiB (VmRSS, VmHWM), 0 when absent.
-std::uint64_t status_kib(pid_t pid, const std::string& field) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(f, line);) {
-    if (line.rfind(field + ":", 0) == 0) return std::stoull(line.substr(field.size() + 1));
-  }
-  return 0;
-}
-
 class PrefetchE2eTest : public NydusdFuseFixture {
  protected:
   void SetUp() override {

@@ -19,14 +19,17 @@
 #include <iostream>
 #include <future>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "util/fuse_connection.h"
 #include "util/nydusd_fuse_fixture.h"
 #include "util/registry_server.h"
 #include "util/test_supervisor.h"
+#include "util/verifying_readers.h"
 
 namespace nydus::testutil {
 namespace {
@@ -44,100 +47,7 @@ std::string rafs_config() {
       .dump();
 }
 
-HttpReply call_at(const std::string& sock, const std::string& method, const std::string& target,
-                  const std::string& body = "") {
-  std::string req = method + " " + target + " HTTP/1.1\r\nHost: x\r\n";
-  if (!body.empty()) req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
-  auto r = round_trip(sock, req + "\r\n" + body, std::chrono::seconds(30));
-  return r.value_or(HttpReply{});
-}
-
-bool wait_state(const std::string& sock, const std::string& state) {
-  return eventually([&] {
-    auto j = Json::parse(call_at(sock, "GET", "/api/v1/daemon").body, nullptr, false);
-    return j.is_object() && j.value("state", "") == state;
-  });
-}
-
-// Readers that open, read whole and compare files through the mount until stopped.
-class Readers {
- public:
-  // `unstick` runs when a reader is still in a read after the hang guard
-  // (it aborts the connection, so the read returns and the test can end).
-  Readers(std::vector<std::pair<std::string, std::string>> files, unsigned n, std::function<void()> unstick)
-      : files_(std::move(files)), unstick_(std::move(unstick)) {
-    for (unsigned i = 0; i < n; ++i) done_.push_back(std::async(std::launch::async, [this, i] { run(i); }));
-  }
-  ~Readers() { stop(); }
-  // Waits until every reader completed `n` more verified reads (hang guard only).
-  bool progress(std::uint64_t n) {
-    std::uint64_t target = reads_.load() + n * done_.size();
-    return eventually([&] { return reads_.load() >= target || failures_.load() > 0; });
-  }
-  // Stops and joins; false when a reader is stuck in a read (a hung read).
-  bool stop() {
-    stop_ = true;
-    const auto deadline = std::chrono::steady_clock::now() + kHangGuard;
-    bool ok = true;
-    for (auto& f : done_) {
-      if (f.valid() && f.wait_until(deadline) != std::future_status::ready) ok = false;
-    }
-    if (!ok && unstick_) unstick_();
-    return ok;
-  }
-  std::uint64_t reads() const { return reads_.load(); }
-  // The longest time no read completed, since the last call (a reader's view of a pause).
-  std::chrono::microseconds take_longest_gap() {
-    last_ns_ = now_ns();
-    return std::chrono::microseconds(longest_ns_.exchange(0) / 1000);
-  }
-  std::uint64_t failures() const { return failures_.load(); }
-  std::string first_failure() const {
-    std::lock_guard lock(mu_);
-    return first_failure_;
-  }
-
- private:
-  void run(unsigned id) {
-    std::vector<char> buf(1 << 16);
-    for (std::size_t k = id; !stop_.load(); ++k) {
-      const auto& [path, want] = files_[k % files_.size()];
-      int fd = ::open(path.c_str(), O_RDONLY);
-      std::string got;
-      int err = 0;
-      if (fd < 0) err = errno;
-      for (ssize_t n = 1; fd >= 0 && n > 0;) {
-        n = ::read(fd, buf.data(), buf.size());
-        if (n < 0) err = errno;
-        if (n > 0) got.append(buf.data(), static_cast<std::size_t>(n));
-      }
-      if (fd >= 0) ::close(fd);
-      if (err != 0 || got != want) {
-        if (failures_++ == 0) {
-          std::lock_guard lock(mu_);
-          first_failure_ = path + ": " + (err ? std::strerror(err) : "content differs");
-        }
-      } else {
-        ++reads_;
-        std::int64_t now = now_ns();
-        std::int64_t gap = now - last_ns_.exchange(now);
-        for (std::int64_t cur = longest_ns_.load(); gap > cur && !longest_ns_.compare_exchange_weak(cur, gap);) {
-        }
-      }
-    }
-  }
-  const std::vector<std::pair<std::string, std::string>> files_;
-  static std::int64_t now_ns() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
-  }
-  const std::function<void()> unstick_;
-  std::atomic<std::int64_t> last_ns_{now_ns()}, longest_ns_{0};
-  std::atomic<bool> stop_{false};
-  std::atomic<std::uint64_t> reads_{0}, failures_{0};
-  mutable std::mutex mu_;
-  std::string first_failure_;  // guarded by mu_
-  std::vector<std::future<void>> done_;
-};
+using Readers = VerifyingReaders;
 
 class UpgradeTest : public NydusdFuseFixture {
  protected:
@@ -161,8 +71,7 @@ class UpgradeTest : public NydusdFuseFixture {
   // The first daemon with the RAFS image at /r; its files and their content.
   std::vector<std::pair<std::string, std::string>> start_first() {
     start({"--id", "d1", "--supervisor", sup_, "--thread-num", "4"});
-    struct stat st {};
-    if (::stat(mnt_.c_str(), &st) == 0) conn_ = (std::uint64_t{major(st.st_dev)} << 20) | minor(st.st_dev);
+    conn_ = fuse_connection_id(mnt_);
     std::string body = Json{{"source", kFixture + "/rafs-v6-2.2.boot"}, {"fs_type", "rafs"}, {"config", rafs_config()}}.dump();
     auto r = call("POST", "/api/v1/mount?mountpoint=%2Fr", body);
     EXPECT_EQ(r.status, 204u) << r.body;
@@ -225,17 +134,9 @@ class UpgradeTest : public NydusdFuseFixture {
   }
 
   // Ends the FUSE connection through fusectl (mounted if it is not).
-  void abort_connection() const {
-    if (conn_ == 0) return;
-    if (::access(fmt_conn("abort").c_str(), W_OK) != 0) {
-      ::mount("fusectl", "/sys/fs/fuse/connections", "fusectl", 0, nullptr);
-    }
-    std::ofstream(fmt_conn("abort")) << "1";
-  }
+  void abort_connection() const { abort_fuse_connection(conn_); }
 
-  std::string fmt_conn(const char* file) const {
-    return "/sys/fs/fuse/connections/" + std::to_string(conn_) + "/" + file;
-  }
+  std::string fmt_conn(const char* file) const { return fuse_connection_file(conn_, file); }
 
   std::string sup_, sock2_, mount_body_;
   std::uint64_t conn_ = 0;
@@ -329,14 +230,68 @@ TEST_F(UpgradeTest, FailoverAfterKill9WithResendLosesNoRead) {
   EXPECT_EQ(info["backend_collection"]["/r"]["backend_type"], "Rafs") << info.dump();
 }
 
+// What a daemon holds once RUNNING under load: its descriptors and its
+// resident memory. Left out of `fds`: its accepted API connections (the
+// test's last request may still be open on the daemon's side) and the image's
+// blob files, counted apart: a blob is opened on the first read that reaches
+// the daemon, and whether one does depends on what the kernel has cached.
+struct DaemonUsage {
+  std::vector<std::string> fds;  // "<fd> <target>", sorted
+  std::size_t blob_fds = 0;
+  std::uint64_t rss_kib = 0;
+};
+
+DaemonUsage daemon_usage(pid_t pid, const std::string& api_sock) {
+  // /proc/net/unix: "Num RefCount Protocol Flags Type St Inode Path"; an
+  // accepted connection carries its listener's path, the listener has
+  // __SO_ACCEPTCON (00010000) in Flags.
+  std::set<std::string> api_conns;
+  std::ifstream unix_socks("/proc/net/unix");
+  for (std::string line; std::getline(unix_socks, line);) {
+    std::istringstream in(line);
+    std::string num, refs, proto, flags, type, st, inode, path;
+    if (in >> num >> refs >> proto >> flags >> type >> st >> inode >> path && path == api_sock && flags != "00010000") {
+      api_conns.insert("socket:[" + inode + "]");
+    }
+  }
+  DaemonUsage u;
+  std::error_code ec;
+  const std::string blobs = std::filesystem::weakly_canonical(kFixture + "/blobs").string() + "/";
+  for (std::filesystem::directory_iterator it("/proc/" + std::to_string(pid) + "/fd", ec), end; !ec && it != end;
+       it.increment(ec)) {
+    std::error_code lec;
+    std::string target = std::filesystem::read_symlink(it->path(), lec).string();
+    if (target.rfind(blobs, 0) == 0) {
+      ++u.blob_fds;
+    } else if (!api_conns.count(target)) {
+      u.fds.push_back(it->path().filename().string() + " " + target);
+    }
+  }
+  std::sort(u.fds.begin(), u.fds.end());
+  u.rss_kib = status_kib(pid, "VmRSS");
+  return u;
+}
+
+std::uint64_t median_rss(std::vector<DaemonUsage>::const_iterator from, std::vector<DaemonUsage>::const_iterator to) {
+  std::vector<std::uint64_t> v;
+  for (auto it = from; it != to; ++it) v.push_back(it->rss_kib);
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
 // 100 hot upgrades in a row under the same load (issue #15): no read fails
 // or hangs, every old daemon exits 0 and is reaped (no zombie), and the test
 // process (the supervisor's side) holds no more descriptors than before.
+// Each generation, once RUNNING under the readers' load, holds exactly the
+// descriptors the first daemon held (a takeover that leaks one, or state
+// that grows from one generation to the next, shows), and its RSS does not
+// grow with the generation.
 TEST_F(UpgradeTest, HundredHotUpgradesInARowUnderLoad) {
   auto files = start_first();
   ASSERT_FALSE(files.empty());
   Readers readers(files, 8, [this] { abort_connection(); });
   ASSERT_TRUE(readers.progress(5)) << readers.first_failure();
+  std::vector<DaemonUsage> usage = {daemon_usage(daemon_->pid(), sock_)};
   std::unique_ptr<DaemonProcess> cur = std::move(daemon_);
   std::string from = sock_;
   const std::string socks[2] = {dir_.file("api-a.sock"), dir_.file("api-b.sock")};
@@ -354,6 +309,7 @@ TEST_F(UpgradeTest, HundredHotUpgradesInARowUnderLoad) {
     ASSERT_TRUE(wait_state(to, "RUNNING")) << next_->log();
     ASSERT_TRUE(readers.progress(1)) << "round " << i << ": " << readers.first_failure();
     pauses.push_back(readers.take_longest_gap());
+    usage.push_back(daemon_usage(next_->pid(), to));
     cur = std::move(next_);
     from = to;
     if (i == 0) fds_before = open_fds();
@@ -367,6 +323,19 @@ TEST_F(UpgradeTest, HundredHotUpgradesInARowUnderLoad) {
             << " ms, max " << pauses.back().count() / 1000.0 << " ms\n";
   EXPECT_EQ(open_fds().size(), fds_before.size()) << testing::PrintToString(open_fds()) << testing::PrintToString(fds_before);
   EXPECT_EQ(zombie_children(), 0u);
+  // The daemon side: same descriptors in the last generation as in the first
+  // (started normally), and RSS flat: the last ten generations' median within
+  // 4 MiB of the first ten's (a few KiB per generation would be far below it,
+  // state or a mount copied per generation far above).
+  EXPECT_EQ(usage.back().fds.size(), usage.front().fds.size())
+      << "first: " << testing::PrintToString(usage.front().fds) << "\nlast: " << testing::PrintToString(usage.back().fds);
+  EXPECT_LE(std::max_element(usage.begin(), usage.end(), [](auto& a, auto& b) { return a.blob_fds < b.blob_fds; })->blob_fds,
+            1u) << "the image's one blob opened more than once";
+  const std::uint64_t first_rss = median_rss(usage.begin(), usage.begin() + 10);
+  const std::uint64_t last_rss = median_rss(usage.end() - 10, usage.end());
+  std::cout << "daemon per generation: " << usage.front().fds.size() << " -> " << usage.back().fds.size()
+            << " descriptors, VmRSS median first 10 " << first_rss << " KiB, last 10 " << last_rss << " KiB\n";
+  EXPECT_LE(last_rss, first_rss + 4096) << "VmRSS grows with the generation";
   daemon_ = std::move(cur);  // the fixture's teardown ends the last one
 }
 

@@ -1,8 +1,10 @@
 #include "util/daemon_process.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -66,15 +68,26 @@ bool DaemonProcess::wait_for_socket(const std::string& path, std::chrono::millis
 std::optional<int> DaemonProcess::wait_exit(std::chrono::milliseconds timeout) {
   if (status_) return status_;
   auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
+  // Woken by the exit itself where pidfds exist (Linux >= 5.3): a caller
+  // timing a handover must not add a polling interval to it.
+  int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
+  for (;;) {
     int status = 0;
     if (waitpid(pid_, &status, WNOHANG) == pid_) {
       status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      return status_;
+      break;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    if (pidfd >= 0) {
+      pollfd p{pidfd, POLLIN, 0};
+      ::poll(&p, 1, static_cast<int>(left.count()) + 1);
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
   }
-  return std::nullopt;
+  if (pidfd >= 0) ::close(pidfd);
+  return status_;
 }
 
 void DaemonProcess::signal(int sig) {
@@ -86,6 +99,14 @@ std::string DaemonProcess::log() const {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+std::uint64_t status_kib(pid_t pid, const std::string& field) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(f, line);) {
+    if (line.rfind(field + ":", 0) == 0) return std::stoull(line.substr(field.size() + 1));
+  }
+  return 0;
 }
 
 std::pair<int, std::string> run_command(const std::vector<std::string>& argv_in) {

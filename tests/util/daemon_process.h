@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -35,6 +36,9 @@ class DaemonProcess {
   std::string log_path_;
   std::optional<int> status_;
 };
+
+// A /proc/<pid>/status field in KiB ("VmRSS", "VmHWM"); 0 when absent.
+std::uint64_t status_kib(pid_t pid, const std::string& field);
 
 // Runs a program to completion, capturing stdout+stderr. Returns {exit code, output}.
 std::pair<int, std::string> run_command(const std::vector<std::string>& argv);

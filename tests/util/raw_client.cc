@@ -16,6 +16,7 @@
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 namespace nydus::testutil {
 namespace {
@@ -237,6 +238,20 @@ std::optional<HttpReply> round_trip(const std::string& socket_path, std::string_
   auto client = RawClient::connect(socket_path);
   if (!client || !client->send(request)) return std::nullopt;
   return client->read_reply(timeout);
+}
+
+HttpReply call_at(const std::string& socket_path, const std::string& method, const std::string& target,
+                  const std::string& body, std::chrono::milliseconds timeout) {
+  std::string req = method + " " + target + " HTTP/1.1\r\nHost: x\r\n";
+  if (!body.empty()) req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  return round_trip(socket_path, req + "\r\n" + body, timeout).value_or(HttpReply{});
+}
+
+bool wait_state(const std::string& socket_path, const std::string& state) {
+  return eventually([&] {
+    auto j = nlohmann::json::parse(call_at(socket_path, "GET", "/api/v1/daemon").body, nullptr, false);
+    return j.is_object() && j.value("state", "") == state;
+  });
 }
 
 TempDir::TempDir() {

@@ -112,6 +112,15 @@ class RawClient {
 std::optional<HttpReply> round_trip(const std::string& socket_path, std::string_view request,
                                     std::chrono::milliseconds timeout = kHangGuard);
 
+// One request (`body` with its Content-Length when not empty) over a fresh
+// connection; an empty reply (status 0) on a transport failure. The timeout is
+// generous: a mount of a large image, a loaded machine under ASan.
+HttpReply call_at(const std::string& socket_path, const std::string& method, const std::string& target,
+                  const std::string& body = "", std::chrono::milliseconds timeout = std::chrono::seconds(30));
+// Polls GET /api/v1/daemon at `socket_path` until its "state" is `state`
+// ("INIT", "READY", "RUNNING"); false on the hang guard.
+bool wait_state(const std::string& socket_path, const std::string& state);
+
 // A unique directory under /tmp, removed with its contents on destruction.
 class TempDir {
  public:
