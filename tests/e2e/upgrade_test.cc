@@ -155,7 +155,7 @@ TEST_F(UpgradeTest, HotUpgradeUnderLoadLosesNoRead) {
   ASSERT_EQ(files[0].second.size(), 16931u);
   struct stat before {};
   ASSERT_EQ(::stat(files[0].first.c_str(), &before), 0);
-  int held = ::open(files[1].first.c_str(), O_RDONLY);
+  int held = ::open(files[1].first.c_str(), O_RDONLY | O_CLOEXEC);
   ASSERT_GE(held, 0);
   Readers readers(files, 8, [this] { abort_connection(); });
   ASSERT_TRUE(readers.progress(20)) << readers.first_failure();
@@ -441,7 +441,7 @@ TEST_F(PassthroughUpgradeTest, HotUpgradeKeepsPassthroughIdsAndOpenFiles) {
   auto files = start_with_passthrough();
   ASSERT_EQ(files.size(), kFiles.size() + 3);
   const std::string& held_path = files[kFiles.size() + 1].first;
-  int held = ::open(held_path.c_str(), O_RDONLY);
+  int held = ::open(held_path.c_str(), O_RDONLY | O_CLOEXEC);
   ASSERT_GE(held, 0);
   int pt_dir = ::open((mnt_ + "/pt").c_str(), O_RDONLY | O_DIRECTORY);
   ASSERT_GE(pt_dir, 0);
@@ -488,7 +488,7 @@ TEST_F(PassthroughUpgradeTest, FailoverAfterKill9KeepsPassthroughIdsAndOpenFiles
   // Looked up and opened only now: ids and a handle the saved state knows nothing of.
   const std::string late = dir_.file("ptsrc/late.txt");
   std::ofstream(late) << "late file";
-  int held = ::open((mnt_ + "/pt/src/late.txt").c_str(), O_RDONLY);
+  int held = ::open((mnt_ + "/pt/src/late.txt").c_str(), O_RDONLY | O_CLOEXEC);
   ASSERT_GE(held, 0);
   int pt_dir = ::open((mnt_ + "/pt").c_str(), O_RDONLY | O_DIRECTORY);
   ASSERT_GE(pt_dir, 0);
