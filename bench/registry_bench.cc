@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "bench_util.h"
+#include "nydus/daemon/metrics_json.h"
 #include "nydus/fs/fuse_server.h"
 #include "nydus/fs/pseudo_fs.h"
 #include "nydus/fs/rafs_fs.h"
@@ -216,7 +217,8 @@ int main(int argc, char** argv) {
       for (ssize_t n; fd >= 0 && (n = ::read(fd, buf.data(), buf.size())) > 0;) total += std::uint64_t(n);
       if (fd >= 0) ::close(fd);
       seq_s[cached].push_back(std::chrono::duration<double>(Clock::now() - t).count());
-      std::printf("# seq pass backend%s: %s\n", cached ? " (blob cache)" : "", last_backend->metrics().to_json().c_str());
+      std::printf("# seq pass backend%s: %s\n", cached ? " (blob cache)" : "",
+                  nydus::daemon::backend_metrics_json(last_backend->metrics().snapshot()).c_str());
       failed |= total != kFileSize;
       prefetch.reset();
       if (cached == 2) continue;

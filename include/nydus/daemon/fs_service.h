@@ -61,7 +61,8 @@ class FsService {
   // would answer differently; lets the daemon cache what it builds from it.
   virtual std::uint64_t mounts_generation() const = 0;
 
-  // Metrics as the JSON texts of contract §4.3–§4.7. `id` selects the
+  // Metrics as the JSON texts of contract §4.3–§4.7 (rendered by
+  // daemon/metrics_json.h from the layers' snapshots). `id` selects the
   // instance by mountpoint; without it there must be exactly one
   // instance. kNotFound when no instance matches (-> 404 NoCounter).
   virtual Result<std::string> global_metrics(const std::optional<std::string>& id) = 0;
