@@ -140,13 +140,16 @@ Result<UpgradeState> FuseService::save_state() const {
 namespace {
 
 // Upstream's wording for every RAFS load failure (contract §2.2.1), with our
-// reason: 500 Other("RAFS failed to handle request, …"). kNotFound would read
-// as "object or filesystem doesn't exist" at the API, and kUnsupported as a
-// bare 501 Unsupported without the reason (an image feature or a backend type
-// this daemon cannot serve is a problem of the request).
+// reason: 500 Other("RAFS failed to handle request, …"). kNotFound and
+// kAlreadyExists would read as the mount table's sentences at the API
+// (fs_service.h), and kUnsupported as a bare 501 Unsupported without the
+// reason (an image feature or a backend type this daemon cannot serve is a
+// problem of the request).
 Error rafs_error(const Error& e) {
   ErrorCode code = e.code();
-  if (code == ErrorCode::kNotFound || code == ErrorCode::kUnsupported) code = ErrorCode::kInvalidArgument;
+  if (code == ErrorCode::kNotFound || code == ErrorCode::kAlreadyExists || code == ErrorCode::kUnsupported) {
+    code = ErrorCode::kInvalidArgument;
+  }
   return Error(code, "RAFS failed to handle request, " + e.message());
 }
 
@@ -204,7 +207,7 @@ Result<std::shared_ptr<fs::Filesystem>> FuseService::make_instance(const MountRe
   o.before_read = options_.before_read;
   auto p = fs::PassthroughFs::create(std::move(o));
   if (!p) {
-    // A bad source is the caller's mistake, not "object or filesystem doesn't exist".
+    // A bad source is the caller's mistake, not a mountpoint with nothing mounted (fs_service.h).
     if (p.error().code() == ErrorCode::kNotFound) return fail(ErrorCode::kInvalidArgument, p.error().message());
     return tl::unexpected(p.error());
   }
@@ -330,7 +333,7 @@ Result<void> FuseService::mount(const MountRequest& req) {
   auto mp = fs::PseudoFs::normalize(req.mountpoint);
   if (!mp) return tl::unexpected(mp.error());
   std::lock_guard mlock(mount_mu_);
-  if (pseudo_.is_attached(*mp)) return fail(ErrorCode::kAlreadyExists, "object or filesystem already exists");
+  if (pseudo_.is_attached(*mp)) return fail(ErrorCode::kAlreadyExists, *mp + " is mounted already");
   auto inst = make_instance(req, *mp);
   if (!inst) return tl::unexpected(inst.error());
   auto metrics = std::make_shared<fs::FsMetrics>(*mp, metrics_options(req.config));
@@ -343,7 +346,7 @@ Result<void> FuseService::remount(const MountRequest& req) {
   auto mp = fs::PseudoFs::normalize(req.mountpoint);
   if (!mp) return tl::unexpected(mp.error());
   std::lock_guard mlock(mount_mu_);
-  if (!pseudo_.is_attached(*mp)) return fail(ErrorCode::kNotFound, "object or filesystem doesn't exist");
+  if (!pseudo_.is_attached(*mp)) return fail(ErrorCode::kNotFound, "nothing is mounted at " + *mp);
   auto inst = make_instance(req, *mp);
   if (!inst) return tl::unexpected(inst.error());
   auto metrics = std::make_shared<fs::FsMetrics>(*mp, metrics_options(req.config));
@@ -467,11 +470,11 @@ std::optional<std::string> FuseService::inflight_metrics() {
 
 Result<std::string> FuseService::backend_info(const std::string& mountpoint) {
   auto mp = fs::PseudoFs::normalize(mountpoint);
-  if (!mp) return fail(ErrorCode::kNotFound, "object or filesystem doesn't exist");
+  if (!mp) return fail(ErrorCode::kNotFound, "nothing is mounted at " + mountpoint);
   std::lock_guard lock(mu_);
   auto it = records_.find(*mp);
-  if (it == records_.end()) return fail(ErrorCode::kNotFound, "object or filesystem doesn't exist");
-  if (!it->second.rafs) return fail(ErrorCode::kInvalidArgument, "filesystem type mismatch, expect RAFS");
+  if (it == records_.end()) return fail(ErrorCode::kNotFound, "nothing is mounted at " + *mp);
+  if (!it->second.rafs) return fail(ErrorCode::kInvalidArgument, *mp + " is a passthrough instance, not RAFS");
   auto secs = [](double t) { return static_cast<std::uint64_t>(t); };
   // The timeouts the kernel is given for RAFS nodes (FuseServerOptions::kernel_cache).
   const bool k = options_.kernel_cache;
