@@ -24,6 +24,7 @@
 #include "nydus/api/payloads.h"
 #include "nydus/api/service.h"
 #include "nydus/daemon/daemon.h"
+#include "nydus/daemon/metrics_json.h"
 #include "nydus/fs/fs_metrics.h"
 
 namespace {
@@ -125,10 +126,10 @@ void BM_Json_GlobalMetrics(benchmark::State& state) {
     m.record(static_cast<fs::Fop>(f), 1, false);
   }
   for (auto _ : state) {
-    std::string s = m.global_json();
+    std::string s = daemon::global_metrics_json(m.snapshot());
     benchmark::DoNotOptimize(s.data());
   }
-  state.counters["json_bytes"] = static_cast<double>(m.global_json().size());
+  state.counters["json_bytes"] = static_cast<double>(daemon::global_metrics_json(m.snapshot()).size());
 }
 BENCHMARK(BM_Json_GlobalMetrics);
 

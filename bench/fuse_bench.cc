@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "nydus/daemon/metrics_json.h"
 #include "nydus/fs/fuse_server.h"
 #include "nydus/fs/passthrough_fs.h"
 #include "nydus/fs/pseudo_fs.h"
@@ -96,7 +97,7 @@ int main(int argc, char** argv) {
   double rm = best_of(3, [&] { return read_file(mnt + "/big"); });  // keep_cache=0: every open reads through the daemon
   std::printf("seq read 256 MiB, 1 MiB reads: direct %.3f s (%.0f MiB/s), fuse %.3f s (%.0f MiB/s), ratio fuse/direct time %.2f\n",
               rd, 256 / rd, rm, 256 / rm, rm / rd);
-  std::printf("read metrics: %s\n", metrics->global_json().c_str());  // request sizes the kernel sent
+  std::printf("read metrics: %s\n", nydus::daemon::global_metrics_json(metrics->snapshot()).c_str());  // request sizes the kernel sent
   double sd = best_of(3, [&] { return stat_files(src + "/many"); });
   // Cold: fresh instance so every name needs a FUSE lookup.
   auto fs2 = nydus::fs::PassthroughFs::create({src, {}});

@@ -35,8 +35,6 @@
 #include <tuple>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "bench_util.h"
 #include "nydus/fs/fuse_server.h"
 #include "nydus/fs/pseudo_fs.h"
@@ -101,10 +99,9 @@ struct Counters {
 
 Counters counters_of(const nydus::fs::FsMetrics* m) {
   if (!m) return {};
-  auto j = nlohmann::json::parse(m->global_json());
-  constexpr int kRead = 4;  // index of Read in the fop arrays
-  return {j["fop_hits"][kRead].get<double>(), j["data_read"].get<double>(),
-          j["fop_cumulative_latency_total"][kRead].get<double>()};
+  const nydus::fs::FsMetricsSnapshot s = m->snapshot();
+  constexpr auto kRead = static_cast<std::size_t>(nydus::fs::Fop::kRead);
+  return {double(s.fop_hits[kRead]), double(s.data_read), double(s.fop_cumulative_latency[kRead])};
 }
 
 double median(std::vector<double> v) {

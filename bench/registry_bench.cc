@@ -44,6 +44,7 @@
 #include <vector>
 
 #include "bench_util.h"
+#include "nydus/daemon/metrics_json.h"
 #include "nydus/fs/fuse_server.h"
 #include "nydus/fs/pseudo_fs.h"
 #include "nydus/fs/rafs_fs.h"
@@ -262,7 +263,8 @@ int main(int argc, char** argv) {
       }
       seq_cpu[cached].push_back(cpu_secs(RUSAGE_SELF) - cpu0);
       reg_cpu[cached].push_back(proc_cpu_secs(reg) - reg0);
-      std::printf("# seq pass backend%s: %s\n", cached ? " (blob cache)" : "", last_backend->metrics().to_json().c_str());
+      std::printf("# seq pass backend%s: %s\n", cached ? " (blob cache)" : "",
+                  nydus::daemon::backend_metrics_json(last_backend->metrics().snapshot()).c_str());
       failed |= total != kFileSize;
       prefetch.reset();
       if (cached == 2) continue;

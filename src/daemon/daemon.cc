@@ -68,15 +68,17 @@ DaemonError from_transition(const Error& e) {
 ApiResult payload(PayloadKind kind, std::string json) { return ApiResponsePayload{kind, std::move(json)}; }
 
 constexpr std::string_view kPassthroughTypes[] = {"passthrough", "passthroughfs", "passthrough_fs"};
-constexpr const char* kAlreadyExistsText = "object or filesystem already exists";
-constexpr const char* kNotFoundText = "object or filesystem doesn't exist";
-
-// A service error as the daemon-side error of the contract, with HEAD's texts
-// for the two cases clients see most.
+// A service error as the daemon-side error of the contract (fs_service.h):
+// the code picks HEAD's sentence for the two cases clients see most, whatever
+// the service's own message says.
 DaemonError daemon_error(const Error& e) {
-  if (e.code() == ErrorCode::kUnsupported) return DaemonError::unsupported();
-  if (e.code() == ErrorCode::kNotReady) return DaemonError::not_ready();
-  return DaemonError::from(e);
+  switch (e.code()) {
+    case ErrorCode::kUnsupported: return DaemonError::unsupported();
+    case ErrorCode::kNotReady: return DaemonError::not_ready();
+    case ErrorCode::kNotFound: return DaemonError::not_found();
+    case ErrorCode::kAlreadyExists: return DaemonError::already_exists();
+    default: return DaemonError::from(e);
+  }
 }
 
 tl::unexpected<ApiError> mount_error(const Error& e) { return tl::unexpected(ApiError::mount(daemon_error(e))); }
@@ -373,13 +375,13 @@ ApiResult Daemon::mount(const std::string& mountpoint, const api::ApiMountCmd& c
   if (!fs_) return abnormal(DaemonError::unsupported());
   bool mounted = fs_->is_mounted(mountpoint);
   if (!remount && mounted && !mount_reissued_after_takeover(mountpoint, cmd, *type)) {
-    return mount_error(Error(ErrorCode::kAlreadyExists, kAlreadyExistsText));
+    return tl::unexpected(ApiError::mount(DaemonError::already_exists()));
   }
   if (!remount && mounted) {
     spdlog::info("mount of {} at {} is identical to the one restored by takeover: kept as it is", cmd.source, mountpoint);
     return ApiResponsePayload::empty();
   }
-  if (remount && !mounted) return mount_error(Error(ErrorCode::kNotFound, kNotFoundText));
+  if (remount && !mounted) return tl::unexpected(ApiError::mount(DaemonError::not_found()));
   MountRequest req{mountpoint, *type, cmd.source, {}, cmd.prefetch_files.value_or(std::vector<std::string>{})};
   for (const auto& p : req.prefetch_files) {
     if (p.empty() || p.front() != '/') {
@@ -426,6 +428,9 @@ ApiResult Daemon::umount(const std::string& mountpoint) {
 ApiResult Daemon::backend_info(const std::string& mountpoint) {
   if (!fs_) return abnormal(DaemonError::unsupported());
   auto r = fs_->backend_info(mountpoint);
+  if (!r && r.error().code() == ErrorCode::kInvalidArgument) {
+    return tl::unexpected(ApiError::metrics(DaemonError::fs_type_mismatch()));
+  }
   if (!r) return tl::unexpected(ApiError::metrics(daemon_error(r.error())));
   return payload(PayloadKind::kFsBackendInfo, std::move(*r));
 }

@@ -10,11 +10,11 @@
 #include <set>
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "nydus/config/serialize.h"
+#include "nydus/daemon/metrics_json.h"
 #include "nydus/fs/passthrough_fs.h"
 #include "nydus/storage/blob_backend.h"
 
@@ -168,13 +168,16 @@ Result<UpgradeState> FuseService::save_state() const {
 namespace {
 
 // Upstream's wording for every RAFS load failure (contract §2.2.1), with our
-// reason: 500 Other("RAFS failed to handle request, …"). kNotFound would read
-// as "object or filesystem doesn't exist" at the API, and kUnsupported as a
-// bare 501 Unsupported without the reason (an image feature or a backend type
-// this daemon cannot serve is a problem of the request).
+// reason: 500 Other("RAFS failed to handle request, …"). kNotFound and
+// kAlreadyExists would read as the mount table's sentences at the API
+// (fs_service.h), and kUnsupported as a bare 501 Unsupported without the
+// reason (an image feature or a backend type this daemon cannot serve is a
+// problem of the request).
 Error rafs_error(const Error& e) {
   ErrorCode code = e.code();
-  if (code == ErrorCode::kNotFound || code == ErrorCode::kUnsupported) code = ErrorCode::kInvalidArgument;
+  if (code == ErrorCode::kNotFound || code == ErrorCode::kAlreadyExists || code == ErrorCode::kUnsupported) {
+    code = ErrorCode::kInvalidArgument;
+  }
   return Error(code, "RAFS failed to handle request, " + e.message());
 }
 
@@ -234,7 +237,7 @@ Result<std::shared_ptr<fs::Filesystem>> FuseService::make_instance(const MountRe
   o.resume_node_table = resume;
   auto p = fs::PassthroughFs::create(std::move(o));
   if (!p) {
-    // A bad source is the caller's mistake, not "object or filesystem doesn't exist".
+    // A bad source is the caller's mistake, not a mountpoint with nothing mounted (fs_service.h).
     if (p.error().code() == ErrorCode::kNotFound) return fail(ErrorCode::kInvalidArgument, p.error().message());
     return tl::unexpected(p.error());
   }
@@ -388,7 +391,7 @@ Result<void> FuseService::mount(const MountRequest& req) {
   auto mp = fs::PseudoFs::normalize(req.mountpoint);
   if (!mp) return tl::unexpected(mp.error());
   std::lock_guard mlock(mount_mu_);
-  if (pseudo_.is_attached(*mp)) return fail(ErrorCode::kAlreadyExists, "object or filesystem already exists");
+  if (pseudo_.is_attached(*mp)) return fail(ErrorCode::kAlreadyExists, *mp + " is mounted already");
   auto inst = make_instance(req, *mp, new_node_table(req));
   if (!inst) return tl::unexpected(inst.error());
   auto metrics = std::make_shared<fs::FsMetrics>(*mp, metrics_options(req.config));
@@ -401,7 +404,7 @@ Result<void> FuseService::remount(const MountRequest& req) {
   auto mp = fs::PseudoFs::normalize(req.mountpoint);
   if (!mp) return tl::unexpected(mp.error());
   std::lock_guard mlock(mount_mu_);
-  if (!pseudo_.is_attached(*mp)) return fail(ErrorCode::kNotFound, "object or filesystem doesn't exist");
+  if (!pseudo_.is_attached(*mp)) return fail(ErrorCode::kNotFound, "nothing is mounted at " + *mp);
   auto inst = make_instance(req, *mp, new_node_table(req));
   if (!inst) return tl::unexpected(inst.error());
   auto metrics = std::make_shared<fs::FsMetrics>(*mp, metrics_options(req.config));
@@ -481,19 +484,19 @@ Result<std::shared_ptr<fs::FsMetrics>> FuseService::find_metrics(const std::opti
 Result<std::string> FuseService::global_metrics(const std::optional<std::string>& id) {
   auto m = find_metrics(id);
   if (!m) return tl::unexpected(m.error());
-  return (*m)->global_json();
+  return global_metrics_json((*m)->snapshot());
 }
 
 Result<std::string> FuseService::files_metrics(const std::optional<std::string>& id, bool latest_read_files) {
   auto m = find_metrics(id);
   if (!m) return tl::unexpected(m.error());
-  return latest_read_files ? (*m)->take_latest_read_files_json() : (*m)->files_json();
+  return latest_read_files ? latest_read_files_json((*m)->take_latest_read_files()) : files_metrics_json((*m)->files());
 }
 
 Result<std::string> FuseService::access_patterns(const std::optional<std::string>& id) {
   auto m = find_metrics(id);
   if (!m) return tl::unexpected(m.error());
-  return (*m)->access_patterns_json();
+  return access_patterns_json((*m)->access_patterns());
 }
 
 // Backend counters exist for RAFS instances only (passthrough has no backend).
@@ -501,7 +504,7 @@ Result<std::string> FuseService::backend_metrics(const std::optional<std::string
   auto r = find_record(id);
   if (!r) return tl::unexpected(r.error());
   if (!r->rafs || !r->rafs->backend()) return fail(ErrorCode::kNotFound, "no counter");
-  return r->rafs->backend()->metrics().to_json();
+  return backend_metrics_json(r->rafs->backend()->metrics().snapshot());
 }
 
 // Contract §4.7, for RAFS instances with a blob cache (others: 404 NoCounter).
@@ -512,26 +515,8 @@ Result<std::string> FuseService::blobcache_metrics(const std::optional<std::stri
   if (!r->rafs) return fail(ErrorCode::kNotFound, "no counter");
   const storage::BlobCacheStats s = r->rafs->image().blob_cache_stats();
   if (!s.enabled) return fail(ErrorCode::kNotFound, "no counter");
-  nlohmann::ordered_json j;
-  j["underlying_files"] = s.underlying_files;
-  j["store_path"] = s.store_path;
-  j["partial_hits"] = s.partial_hits;
-  j["whole_hits"] = s.whole_hits;
-  j["total"] = s.total;
-  j["entries_count"] = s.entries_count;
   const storage::PrefetchStats p = r->prefetch ? r->prefetch->stats() : storage::PrefetchStats{};
-  j["prefetch_data_amount"] = p.data_amount;
-  j["prefetch_requests_count"] = p.requests;
-  j["prefetch_workers"] = p.workers;
-  j["prefetch_unmerged_chunks"] = p.unmerged_chunks;
-  j["prefetch_cumulative_time_millis"] = p.cumulative_millis;
-  j["prefetch_begin_time_secs"] = p.begin_millis / 1000;
-  j["prefetch_begin_time_millis"] = p.begin_millis % 1000;
-  j["prefetch_end_time_secs"] = p.end_millis / 1000;
-  j["prefetch_end_time_millis"] = p.end_millis % 1000;
-  j["buffered_backend_size"] = 0;  // chunks are written through, never buffered
-  j["data_all_ready"] = s.data_all_ready;
-  return j.dump();
+  return blobcache_metrics_json(s, p);
 }
 
 std::optional<std::string> FuseService::inflight_metrics() {
@@ -543,21 +528,22 @@ std::optional<std::string> FuseService::inflight_metrics() {
   if (!s) return std::nullopt;
   auto reqs = s->inflight();
   if (reqs.empty()) return std::nullopt;
-  return fs::FuseServer::inflight_json(reqs);
+  return inflight_json(reqs);
 }
 
 Result<std::string> FuseService::backend_info(const std::string& mountpoint) {
   auto mp = fs::PseudoFs::normalize(mountpoint);
-  if (!mp) return fail(ErrorCode::kNotFound, "object or filesystem doesn't exist");
+  if (!mp) return fail(ErrorCode::kNotFound, "nothing is mounted at " + mountpoint);
   std::lock_guard lock(mu_);
   auto it = records_.find(*mp);
-  if (it == records_.end()) return fail(ErrorCode::kNotFound, "object or filesystem doesn't exist");
-  if (!it->second.rafs) return fail(ErrorCode::kInvalidArgument, "filesystem type mismatch, expect RAFS");
+  if (it == records_.end()) return fail(ErrorCode::kNotFound, "nothing is mounted at " + *mp);
+  if (!it->second.rafs) return fail(ErrorCode::kInvalidArgument, *mp + " is a passthrough instance, not RAFS");
   auto secs = [](double t) { return static_cast<std::uint64_t>(t); };
   // The timeouts the kernel is given for RAFS nodes (FuseServerOptions::kernel_cache).
   const bool k = options_.kernel_cache;
-  return it->second.rafs->image().super_block_info_json(secs(k ? fs::kImmutableTimeout : options_.attr_timeout),
-                                                        secs(k ? fs::kImmutableTimeout : options_.entry_timeout));
+  return super_block_info_json(it->second.rafs->image().super_block_info(),
+                               secs(k ? fs::kImmutableTimeout : options_.attr_timeout),
+                               secs(k ? fs::kImmutableTimeout : options_.entry_timeout));
 }
 
 Result<std::size_t> FuseService::restore(const UpgradeState& state, UniqueFd fd) {

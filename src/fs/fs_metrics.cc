@@ -1,11 +1,9 @@
 // FsMetrics: atomic counters plus optional per-file maps (see header).
 #include "nydus/fs/fs_metrics.h"
 
-#include <nlohmann/json.hpp>
+#include <algorithm>
 
 namespace nydus::fs {
-
-using ojson = nlohmann::ordered_json;
 
 struct FsMetrics::FileStats {
   std::atomic<std::uint64_t> total_fops{0};
@@ -18,10 +16,10 @@ struct FsMetrics::FileStats {
 namespace {
 
 template <std::size_t N>
-ojson array_of(const std::array<std::atomic<std::uint64_t>, N>& a) {
-  ojson j = ojson::array();
-  for (const auto& v : a) j.push_back(v.load(std::memory_order_relaxed));
-  return j;
+std::array<std::uint64_t, N> load_all(const std::array<std::atomic<std::uint64_t>, N>& a) {
+  std::array<std::uint64_t, N> out{};
+  for (std::size_t i = 0; i < N; ++i) out[i] = a[i].load(std::memory_order_relaxed);
+  return out;
 }
 
 void inc(std::atomic<std::uint64_t>& a, std::uint64_t n = 1) { a.fetch_add(n, std::memory_order_relaxed); }
@@ -110,12 +108,14 @@ void FsMetrics::record_read(std::uint64_t ino, std::uint64_t requested, bool ok,
   }
   if (options_.access_pattern) {
     std::lock_guard lock(pattern_mu_);
-    Pattern& p = patterns_[ino];
+    AccessPattern& p = patterns_[ino];
     if (p.nr_read++ == 0) {
       auto now = std::chrono::system_clock::now().time_since_epoch();
       auto secs = std::chrono::duration_cast<std::chrono::seconds>(now);
-      p.first_secs = static_cast<std::uint64_t>(secs.count());
-      p.first_nanos = static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - secs).count());
+      p.ino = ino;
+      p.first_access_secs = static_cast<std::uint64_t>(secs.count());
+      p.first_access_nanos =
+          static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - secs).count());
     }
   }
 }
@@ -123,70 +123,50 @@ void FsMetrics::record_read(std::uint64_t ino, std::uint64_t requested, bool ok,
 std::uint64_t FsMetrics::fop_hits(Fop fop) const { return fop_hits_[static_cast<std::size_t>(fop)].load(); }
 std::uint64_t FsMetrics::fop_errors(Fop fop) const { return fop_errors_[static_cast<std::size_t>(fop)].load(); }
 
-std::string FsMetrics::global_json() const {
-  ojson j;
-  j["files_account_enabled"] = options_.files;
-  j["access_pattern_enabled"] = options_.access_pattern;
-  j["record_latest_read_files_enabled"] = options_.latest_read_files;
-  j["measure_latency"] = true;
-  j["id"] = id_;
+FsMetricsSnapshot FsMetrics::snapshot() const {
+  FsMetricsSnapshot s;
+  s.id = id_;
+  s.options = options_;
   std::int64_t opens = nr_opens_.load(std::memory_order_relaxed);
-  j["nr_opens"] = static_cast<std::uint64_t>(opens < 0 ? 0 : opens);
-  j["data_read"] = data_read_.load(std::memory_order_relaxed);
-  j["block_count_read"] = array_of(block_count_read_);
-  j["fop_hits"] = array_of(fop_hits_);
-  j["fop_errors"] = array_of(fop_errors_);
-  j["fop_cumulative_latency_total"] = array_of(fop_latency_);
-  j["read_latency_dist"] = array_of(read_latency_dist_);
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  s.nr_opens = static_cast<std::uint64_t>(opens < 0 ? 0 : opens);
+  s.data_read = data_read_.load(std::memory_order_relaxed);
+  s.block_count_read = load_all(block_count_read_);
+  s.fop_hits = load_all(fop_hits_);
+  s.fop_errors = load_all(fop_errors_);
+  s.fop_cumulative_latency = load_all(fop_latency_);
+  s.read_latency_dist = load_all(read_latency_dist_);
+  return s;
 }
 
-std::string FsMetrics::files_json() const {
-  ojson j = ojson::object();
-  if (options_.files) {
-    std::shared_lock lock(files_mu_);
-    std::map<std::uint64_t, const FileStats*> sorted;
-    for (const auto& [ino, f] : files_) sorted.emplace(ino, f.get());
-    for (const auto& [ino, f] : sorted) {
-      ojson e;
-      e["total_fops"] = f->total_fops.load(std::memory_order_relaxed);
-      e["data_read"] = f->data_read.load(std::memory_order_relaxed);
-      e["block_count_read"] = array_of(f->block_count_read);
-      e["fop_hits"] = array_of(f->fop_hits);
-      e["fop_errors"] = array_of(f->fop_errors);
-      j[std::to_string(ino)] = std::move(e);
-    }
+std::vector<FileMetricsSnapshot> FsMetrics::files() const {
+  std::vector<FileMetricsSnapshot> out;
+  if (!options_.files) return out;
+  std::shared_lock lock(files_mu_);
+  out.reserve(files_.size());
+  for (const auto& [ino, f] : files_) {
+    out.push_back({ino, f->total_fops.load(std::memory_order_relaxed), f->data_read.load(std::memory_order_relaxed),
+                   load_all(f->block_count_read), load_all(f->fop_hits), load_all(f->fop_errors)});
   }
-  return j.dump();
+  lock.unlock();
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.ino < b.ino; });
+  return out;
 }
 
-std::string FsMetrics::take_latest_read_files_json() {
+std::vector<std::uint64_t> FsMetrics::take_latest_read_files() {
   std::set<std::uint64_t> inos;
   {
     std::lock_guard lock(latest_mu_);
     inos.swap(latest_);
   }
-  ojson j = ojson::array();
-  for (auto it = inos.begin(); it != inos.end();) {
-    std::uint64_t start = *it, end = start;
-    for (++it; it != inos.end() && *it == end + 1; ++it) end = *it;
-    j.push_back(start == end ? ojson::array({start}) : ojson::array({start, end}));
-  }
-  return j.dump();
+  return {inos.begin(), inos.end()};
 }
 
-std::string FsMetrics::access_patterns_json() const {
-  ojson j = ojson::array();
+std::vector<AccessPattern> FsMetrics::access_patterns() const {
+  std::vector<AccessPattern> out;
   std::lock_guard lock(pattern_mu_);
-  for (const auto& [ino, p] : patterns_) {
-    ojson e;
-    e["ino"] = ino;
-    e["nr_read"] = p.nr_read;
-    e["first_access_time_secs"] = p.first_secs;
-    e["first_access_time_nanos"] = p.first_nanos;
-    j.push_back(std::move(e));
-  }
-  return j.dump();
+  out.reserve(patterns_.size());
+  for (const auto& [ino, p] : patterns_) out.push_back(p);
+  return out;
 }
 
 }  // namespace nydus::fs

@@ -27,7 +27,6 @@
 #include <sstream>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 namespace nydus::fs {
@@ -670,19 +669,6 @@ std::vector<InflightRequest> FuseServer::inflight() const {
     if (w->busy) out.push_back(w->current);
   }
   return out;
-}
-
-std::string FuseServer::inflight_json(const std::vector<InflightRequest>& reqs) {
-  nlohmann::ordered_json j = nlohmann::ordered_json::array();
-  for (const auto& r : reqs) {
-    nlohmann::ordered_json e;
-    e["inode"] = r.inode;
-    e["opcode"] = r.opcode;
-    e["unique"] = r.unique;
-    e["timestamp_secs"] = r.timestamp_secs;
-    j.push_back(std::move(e));
-  }
-  return j.dump();
 }
 
 void FuseServer::inval_entry(std::uint64_t parent, const std::string& name) {

@@ -310,7 +310,7 @@ Result<void> PseudoFs::attach_impl(std::string_view mountpoint, std::shared_ptr<
     }
     if (walked_all) {
       const auto& target = nodes_.at(cur);
-      if (target.inst) return fail(ErrorCode::kAlreadyExists, "object or filesystem already exists");
+      if (target.inst) return fail(ErrorCode::kAlreadyExists, fmt::format("mountpoint {} has a filesystem attached", *mp));
       if (cur != kRootNode && !target.children.empty())
         return fail(ErrorCode::kInvalidArgument, fmt::format("mountpoint {} has mountpoints below it", *mp));
     }
@@ -373,11 +373,11 @@ Result<void> PseudoFs::swap(std::string_view mountpoint, std::shared_ptr<Filesys
     std::uint64_t cur = kRootNode;
     for (const auto& c : split(*mp)) {
       auto it = nodes_.at(cur).children.find(c);
-      if (it == nodes_.at(cur).children.end()) return fail(ErrorCode::kNotFound, "object or filesystem doesn't exist");
+      if (it == nodes_.at(cur).children.end()) return fail(ErrorCode::kNotFound, fmt::format("nothing is attached at {}", *mp));
       cur = it->second;
     }
     auto& node = nodes_.at(cur);
-    if (!node.inst) return fail(ErrorCode::kNotFound, "object or filesystem doesn't exist");
+    if (!node.inst) return fail(ErrorCode::kNotFound, fmt::format("nothing is attached at {}", *mp));
     auto old = node.inst;
     auto inst = std::make_shared<Instance>();
     inst->fs = std::move(fs);
@@ -406,11 +406,11 @@ Result<void> PseudoFs::detach(std::string_view mountpoint) {
     std::uint64_t cur = kRootNode;
     for (const auto& c : split(*mp)) {
       auto it = nodes_.at(cur).children.find(c);
-      if (it == nodes_.at(cur).children.end()) return fail(ErrorCode::kNotFound, "object or filesystem doesn't exist");
+      if (it == nodes_.at(cur).children.end()) return fail(ErrorCode::kNotFound, fmt::format("nothing is attached at {}", *mp));
       cur = it->second;
     }
     auto& node = nodes_.at(cur);
-    if (!node.inst) return fail(ErrorCode::kNotFound, "object or filesystem doesn't exist");
+    if (!node.inst) return fail(ErrorCode::kNotFound, fmt::format("nothing is attached at {}", *mp));
     old = std::move(node.inst);
     slots_[old->slot].reset();
     inval = invalidations_for(*mp, old.get());

@@ -12,8 +12,6 @@
 #include <chrono>
 #include <cstring>
 
-#include <nlohmann/json.hpp>
-
 #include "file_io.h"
 #include "nydus/storage/http_proxy_backend.h"
 #include "nydus/storage/registry_backend.h"
@@ -74,24 +72,22 @@ void BackendMetrics::record(std::uint64_t requested, std::uint64_t micros, bool 
   latency_sizes_[std::size_t(sb)][std::size_t(lb)].fetch_add(1, r);
 }
 
-std::string BackendMetrics::to_json() const {
-  auto arr = [](const std::array<std::atomic<std::uint64_t>, 8>& a) {
-    nlohmann::json j = nlohmann::json::array();
-    for (const auto& v : a) j.push_back(v.load());
-    return j;
+BackendMetricsSnapshot BackendMetrics::snapshot() const {
+  auto load = [](const std::array<std::atomic<std::uint64_t>, 8>& a) {
+    std::array<std::uint64_t, 8> out{};
+    for (std::size_t i = 0; i < a.size(); ++i) out[i] = a[i].load();
+    return out;
   };
-  nlohmann::json sizes = nlohmann::json::array();
-  for (const auto& row : latency_sizes_) sizes.push_back(arr(row));
-  nlohmann::ordered_json j;
-  j["backend_type"] = backend_type_;
-  j["read_count"] = read_count_.load();
-  j["read_errors"] = read_errors_.load();
-  j["read_amount_total"] = read_amount_total_.load();
-  j["read_cumulative_latency_millis_total"] = latency_total_ms_.load();
-  j["read_cumulative_latency_millis_dist"] = arr(latency_dist_ms_);
-  j["read_count_block_size_dist"] = arr(count_by_size_);
-  j["read_latency_sizes_dist"] = sizes;
-  return j.dump();
+  BackendMetricsSnapshot s;
+  s.backend_type = backend_type_;
+  s.read_count = read_count_.load();
+  s.read_errors = read_errors_.load();
+  s.read_amount_total = read_amount_total_.load();
+  s.read_cumulative_latency_millis_total = latency_total_ms_.load();
+  s.read_cumulative_latency_millis_dist = load(latency_dist_ms_);
+  s.read_count_block_size_dist = load(count_by_size_);
+  for (std::size_t i = 0; i < latency_sizes_.size(); ++i) s.read_latency_sizes_dist[i] = load(latency_sizes_[i]);
+  return s;
 }
 
 Result<std::unique_ptr<LocalFsBackend>> LocalFsBackend::create(const config::LocalFsConfig& cfg) {

@@ -31,7 +31,8 @@ class FakeFs : public FsService {
     return {};
   }
   Result<void> umount(const std::string& mp) override {
-    if (!mounted.erase(mp)) return fail(ErrorCode::kNotFound, "object or filesystem doesn't exist");
+    // The service's own words; the daemon answers with the contract's (fs_service.h).
+    if (!mounted.erase(mp)) return fail(ErrorCode::kNotFound, "nothing is mounted at " + mp);
     ++generation;
     return {};
   }
@@ -61,8 +62,8 @@ class FakeFs : public FsService {
   }
   std::optional<std::string> inflight_metrics() override { return inflight; }
   Result<std::string> backend_info(const std::string& mp) override {
-    if (!mounted.count(mp)) return fail(ErrorCode::kNotFound, "object or filesystem doesn't exist");
-    return fail(ErrorCode::kInvalidArgument, "filesystem type mismatch, expect RAFS");
+    if (!mounted.count(mp)) return fail(ErrorCode::kNotFound, "nothing is mounted at " + mp);
+    return fail(ErrorCode::kInvalidArgument, mp + " is a passthrough instance, not RAFS");
   }
 
   std::map<std::string, MountRequest> mounted;
@@ -241,6 +242,26 @@ TEST_F(MountTest, RequestChecksInUpstreamOrder) {
   auto gone = call("DELETE", "/api/v1/mount?mountpoint=/");
   EXPECT_EQ(gone.status, 500u);
   EXPECT_EQ(gone.code(), "NotFound");
+  EXPECT_EQ(gone.message(), "Mount(MountFilesystem(Other(\"object or filesystem doesn't exist\")))");
+}
+
+// The contract's sentences are the daemon's: a service reports the mount
+// table's conditions by code, in its own words, and the API answers the same.
+TEST_F(MountTest, MountTableErrorsAnswerTheContractsSentences) {
+  fs_->fail_with = Error(ErrorCode::kAlreadyExists, "/ is mounted already");
+  auto exists = call("POST", "/api/v1/mount?mountpoint=/", mount_body("passthrough_fs", ""));
+  EXPECT_EQ(exists.status, 500u);
+  EXPECT_EQ(exists.code(), "AlreadyExists");
+  EXPECT_EQ(exists.message(), "Mount(MountFilesystem(Other(\"object or filesystem already exists\")))");
+  fs_->fail_with = Error(ErrorCode::kNotFound, "nothing is attached at /");
+  auto missing = call("POST", "/api/v1/mount?mountpoint=/", mount_body("passthrough_fs", ""));
+  EXPECT_EQ(missing.status, 500u);
+  EXPECT_EQ(missing.code(), "NotFound");
+  EXPECT_EQ(missing.message(), "Mount(MountFilesystem(Other(\"object or filesystem doesn't exist\")))");
+  // Other codes keep the service's message: it is the reason.
+  fs_->fail_with = Error(ErrorCode::kInvalidArgument, "mountpoint / has mountpoints below it");
+  auto other = call("POST", "/api/v1/mount?mountpoint=/", mount_body("passthrough_fs", ""));
+  EXPECT_EQ(other.message(), "Mount(MountFilesystem(Other(\"mountpoint / has mountpoints below it\")))");
 }
 
 TEST_F(MountTest, ServiceErrorsMapToTheContract) {

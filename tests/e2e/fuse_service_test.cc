@@ -79,7 +79,7 @@ TEST_F(FuseServiceTest, MountBookkeepingWithoutFuse) {
   auto none = svc.backend_info("/");
   ASSERT_FALSE(none);
   EXPECT_EQ(none.error().code(), ErrorCode::kNotFound);
-  EXPECT_EQ(none.error().message(), "object or filesystem doesn't exist");
+  EXPECT_EQ(none.error().message(), "nothing is mounted at /");  // the API's sentence is the daemon's
   EXPECT_EQ(svc.global_metrics(std::nullopt).error().code(), ErrorCode::kNotFound);
 
   ASSERT_TRUE(svc.mount(passthrough("/snap-1", dir_.file("a"))));
@@ -88,7 +88,7 @@ TEST_F(FuseServiceTest, MountBookkeepingWithoutFuse) {
   auto dup = svc.mount(passthrough("/snap-1", dir_.file("b")));
   ASSERT_FALSE(dup);
   EXPECT_EQ(dup.error().code(), ErrorCode::kAlreadyExists);
-  EXPECT_EQ(dup.error().message(), "object or filesystem already exists");
+  EXPECT_EQ(dup.error().message(), "/snap-1 is mounted already");
 
   MountRequest rafs = passthrough("/r", dir_.file("a"));
   rafs.type = FsType::kRafs;
@@ -112,7 +112,7 @@ TEST_F(FuseServiceTest, MountBookkeepingWithoutFuse) {
   auto mismatch = svc.backend_info("/snap-1");
   ASSERT_FALSE(mismatch);
   EXPECT_EQ(mismatch.error().code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(mismatch.error().message(), "filesystem type mismatch, expect RAFS");
+  EXPECT_EQ(mismatch.error().message(), "/snap-1 is a passthrough instance, not RAFS");
 
   // Metrics registry: one instance answers without id; two need one; umount unregisters (§10 #24).
   auto g = svc.global_metrics(std::nullopt);

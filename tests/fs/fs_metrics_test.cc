@@ -1,8 +1,8 @@
-// FsMetrics: buckets, JSON shapes of §4.3–§4.5, counting rules (§10 #26).
+// FsMetrics: buckets, counting rules (§10 #26), snapshots of §4.3–§4.5
+// (their JSON: tests/daemon/metrics_json_test.cc).
 #include "nydus/fs/fs_metrics.h"
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 namespace nydus::fs {
 namespace {
@@ -29,35 +29,36 @@ TEST(FsMetrics, Buckets) {
   EXPECT_EQ(latency_bucket(2000001), 7u);
 }
 
-TEST(FsMetrics, GlobalJsonKeysInContractOrder) {
+TEST(FsMetrics, GlobalCountingRules) {
   FsMetrics m("/snap", {});
   m.record(Fop::kLookup, 2, true);
   m.record(Fop::kLookup, 2, false);
   m.record_read(2, 4096, true, 100, 300us);
   m.record_read(2, 4096, false, 0, 300us);  // failed reads: an error, nothing else
   m.opened();
-  std::string s = m.global_json();
-  std::vector<std::string> keys;
-  auto o = nlohmann::ordered_json::parse(s);
-  for (auto it = o.begin(); it != o.end(); ++it) keys.push_back(it.key());
-  EXPECT_EQ(keys, (std::vector<std::string>{"files_account_enabled", "access_pattern_enabled",
-                                            "record_latest_read_files_enabled", "measure_latency", "id", "nr_opens",
-                                            "data_read", "block_count_read", "fop_hits", "fop_errors",
-                                            "fop_cumulative_latency_total", "read_latency_dist"}));
-  EXPECT_EQ(o["id"], "/snap");
-  EXPECT_EQ(o["nr_opens"], 1);
-  EXPECT_EQ(o["data_read"], 100);
-  EXPECT_EQ(o["fop_hits"][9], 1);
-  EXPECT_EQ(o["fop_errors"][9], 1);
-  EXPECT_EQ(o["fop_hits"][4], 1);
-  EXPECT_EQ(o["fop_errors"][4], 1);
-  EXPECT_EQ(o["block_count_read"], (std::vector<int>{0, 0, 1, 0, 0, 0, 0, 0}));
-  EXPECT_EQ(o["read_latency_dist"], (std::vector<int>{0, 1, 0, 0, 0, 0, 0, 0}));
-  EXPECT_EQ(o["fop_cumulative_latency_total"][4], 300);
-  EXPECT_EQ(o["fop_hits"].size(), 15u);
-  EXPECT_EQ(m.files_json(), "{}");
-  EXPECT_EQ(m.take_latest_read_files_json(), "[]");
-  EXPECT_EQ(m.access_patterns_json(), "[]");
+  const FsMetricsSnapshot s = m.snapshot();
+  EXPECT_EQ(s.id, "/snap");
+  EXPECT_FALSE(s.options.files);
+  EXPECT_EQ(s.nr_opens, 1u);
+  EXPECT_EQ(s.data_read, 100u);
+  EXPECT_EQ(s.fop_hits[9], 1u);
+  EXPECT_EQ(s.fop_errors[9], 1u);
+  EXPECT_EQ(s.fop_hits[4], 1u);
+  EXPECT_EQ(s.fop_errors[4], 1u);
+  EXPECT_EQ(s.block_count_read, (std::array<std::uint64_t, kBucketCount>{0, 0, 1, 0, 0, 0, 0, 0}));
+  EXPECT_EQ(s.read_latency_dist, (std::array<std::uint64_t, kBucketCount>{0, 1, 0, 0, 0, 0, 0, 0}));
+  EXPECT_EQ(s.fop_cumulative_latency[4], 300u);
+  EXPECT_TRUE(m.files().empty());
+  EXPECT_TRUE(m.take_latest_read_files().empty());
+  EXPECT_TRUE(m.access_patterns().empty());
+}
+
+TEST(FsMetrics, NrOpensNeverBelowZero) {
+  FsMetrics m("/", {});
+  m.released();
+  EXPECT_EQ(m.snapshot().nr_opens, 0u);
+  m.opened();
+  EXPECT_EQ(m.snapshot().nr_opens, 0u);  // the stray release is still owed
 }
 
 TEST(FsMetrics, OptionalMaps) {
@@ -68,21 +69,22 @@ TEST(FsMetrics, OptionalMaps) {
   }
   m.record(Fop::kGetattr, 5, false);
   m.record(Fop::kGetattr, 99, true);  // never seen: global only
-  EXPECT_EQ(m.take_latest_read_files_json(), "[[1,3],[5],[7,8]]");
-  EXPECT_EQ(m.take_latest_read_files_json(), "[]");
-  auto f = nlohmann::ordered_json::parse(m.files_json());
-  EXPECT_EQ(f.size(), 6u);
-  EXPECT_EQ(f["5"]["total_fops"], 2);
-  EXPECT_EQ(f["5"]["fop_errors"][0], 1);
-  EXPECT_EQ(f["5"]["data_read"], 10);
-  std::vector<std::string> keys;
-  for (auto it = f["5"].begin(); it != f["5"].end(); ++it) keys.push_back(it.key());
-  EXPECT_EQ(keys, (std::vector<std::string>{"total_fops", "data_read", "block_count_read", "fop_hits", "fop_errors"}));
-  auto p = nlohmann::ordered_json::parse(m.access_patterns_json());
+  EXPECT_EQ(m.take_latest_read_files(), (std::vector<std::uint64_t>{1, 2, 3, 5, 7, 8}));
+  EXPECT_TRUE(m.take_latest_read_files().empty());
+  auto f = m.files();
+  ASSERT_EQ(f.size(), 6u);
+  std::vector<std::uint64_t> inos;
+  for (const auto& e : f) inos.push_back(e.ino);
+  EXPECT_EQ(inos, (std::vector<std::uint64_t>{1, 2, 3, 5, 7, 8}));  // ascending
+  EXPECT_EQ(f[3].ino, 5u);
+  EXPECT_EQ(f[3].total_fops, 2u);
+  EXPECT_EQ(f[3].fop_errors[0], 1u);
+  EXPECT_EQ(f[3].data_read, 10u);
+  auto p = m.access_patterns();
   ASSERT_EQ(p.size(), 6u);
-  keys.clear();
-  for (auto it = p[0].begin(); it != p[0].end(); ++it) keys.push_back(it.key());
-  EXPECT_EQ(keys, (std::vector<std::string>{"ino", "nr_read", "first_access_time_secs", "first_access_time_nanos"}));
+  EXPECT_EQ(p[0].ino, 1u);
+  EXPECT_EQ(p[0].nr_read, 1u);
+  EXPECT_GT(p[0].first_access_secs, 1600000000u);
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -25,7 +26,6 @@
 #include <thread>
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "nydus/fs/fuse_server.h"
 #include "nydus/fs/passthrough_fs.h"
@@ -396,8 +396,6 @@ TEST_F(FuseMountTest, ReadersUnaffectedByConcurrentMountUmount) {
   EXPECT_EQ(::stat((mnt_ + "/churn").c_str(), &st), -1);
 }
 
-nlohmann::json counts(const FsMetrics& m) { return nlohmann::json::parse(m.global_json()); }
-
 TEST_F(FuseMountTest, MetricsCountRealOperationsExactly) {
   auto m = attach("/m", 1, FsMetricsOptions{true, true, true});
   const std::string d = mnt_ + "/m";
@@ -420,40 +418,39 @@ TEST_F(FuseMountTest, MetricsCountRealOperationsExactly) {
   EXPECT_EQ(::pread(fd, data.data(), 100, 0), 100);      // bucket 0
   EXPECT_EQ(::pread(fd, data.data(), 4096, 4096), 4096);  // bucket 2
   EXPECT_EQ(::pread(fd, data.data(), 20000, 8192), 20000);  // bucket 3
-  auto j = counts(*m);
-  EXPECT_EQ(j["nr_opens"], 1);
+  EXPECT_EQ(m->snapshot().nr_opens, 1u);
   ::close(fd);
   ASSERT_TRUE(testutil::eventually([&] { return m->fop_hits(Fop::kRelease) > 0; }));  // release is async
 
-  j = counts(*m);
-  auto hits = j["fop_hits"].get<std::vector<std::uint64_t>>();
-  auto errs = j["fop_errors"].get<std::vector<std::uint64_t>>();
+  const FsMetricsSnapshot j = m->snapshot();
+  const std::vector<std::uint64_t> hits(j.fop_hits.begin(), j.fop_hits.end());
+  const std::vector<std::uint64_t> errs(j.fop_errors.begin(), j.fop_errors.end());
   //                                   Getattr Readlink Open Release Read Statfs Getxattr Listxattr Opendir Lookup Readdir Readdirplus Access Forget BatchForget
   EXPECT_EQ(hits, (std::vector<std::uint64_t>{0, 1, 1, 1, 3, 1, 1, 1, 0, 4, 0, 0, 0, 0, 0}));
   EXPECT_EQ(errs, (std::vector<std::uint64_t>{0, 0, 0, 0, 0, 0, 1, 0, 0, 2, 0, 0, 0, 0, 0}));
-  EXPECT_EQ(j["nr_opens"], 0);
-  EXPECT_EQ(j["data_read"], 100 + 4096 + 20000);
-  EXPECT_EQ(j["block_count_read"], (std::vector<std::uint64_t>{1, 0, 1, 1, 0, 0, 0, 0}));
-  auto lat = j["read_latency_dist"].get<std::vector<std::uint64_t>>();
-  EXPECT_EQ(std::accumulate(lat.begin(), lat.end(), std::uint64_t{0}), 3u);
-  EXPECT_EQ(j["id"], "/m");
-  EXPECT_EQ(j["files_account_enabled"], true);
+  EXPECT_EQ(j.nr_opens, 0u);
+  EXPECT_EQ(j.data_read, 100u + 4096u + 20000u);
+  EXPECT_EQ(j.block_count_read, (std::array<std::uint64_t, kBucketCount>{1, 0, 1, 1, 0, 0, 0, 0}));
+  EXPECT_EQ(std::accumulate(j.read_latency_dist.begin(), j.read_latency_dist.end(), std::uint64_t{0}), 3u);
+  EXPECT_EQ(j.id, "/m");
+  EXPECT_TRUE(j.options.files);
 
   // Per file (instance inode numbers: root 1, then in lookup order: big 2, link 3, small 4).
-  auto files = nlohmann::json::parse(m->files_json());
-  ASSERT_TRUE(files.contains("2")) << files.dump();
-  EXPECT_EQ(files["2"]["data_read"], 100 + 4096 + 20000);
-  EXPECT_EQ(files["2"]["fop_hits"][4], 3);
-  EXPECT_EQ(files["2"]["fop_hits"][2], 1);
-  EXPECT_EQ(files["4"]["fop_errors"][6], 1);  // §10 #26: failures are errors, not hits
-  EXPECT_EQ(files["4"]["fop_hits"][6], 1);
-  EXPECT_EQ(m->take_latest_read_files_json(), "[[2]]");
-  EXPECT_EQ(m->take_latest_read_files_json(), "[]");
-  auto pat = nlohmann::json::parse(m->access_patterns_json());
+  std::map<std::uint64_t, FileMetricsSnapshot> files;
+  for (const auto& f : m->files()) files[f.ino] = f;
+  ASSERT_TRUE(files.count(2) && files.count(4)) << files.size() << " files";
+  EXPECT_EQ(files[2].data_read, 100u + 4096u + 20000u);
+  EXPECT_EQ(files[2].fop_hits[4], 3u);
+  EXPECT_EQ(files[2].fop_hits[2], 1u);
+  EXPECT_EQ(files[4].fop_errors[6], 1u);  // §10 #26: failures are errors, not hits
+  EXPECT_EQ(files[4].fop_hits[6], 1u);
+  EXPECT_EQ(m->take_latest_read_files(), (std::vector<std::uint64_t>{2}));
+  EXPECT_TRUE(m->take_latest_read_files().empty());
+  auto pat = m->access_patterns();
   ASSERT_EQ(pat.size(), 1u);
-  EXPECT_EQ(pat[0]["ino"], 2);
-  EXPECT_EQ(pat[0]["nr_read"], 3);
-  EXPECT_GT(pat[0]["first_access_time_secs"].get<std::uint64_t>(), 1600000000u);
+  EXPECT_EQ(pat[0].ino, 2u);
+  EXPECT_EQ(pat[0].nr_read, 3u);
+  EXPECT_GT(pat[0].first_access_secs, 1600000000u);
 
   // Listing: one opendir; readdir or readdirplus (the kernel picks) at least once.
   DIR* dp = ::opendir(d.c_str());
@@ -462,9 +459,9 @@ TEST_F(FuseMountTest, MetricsCountRealOperationsExactly) {
   while (::readdir(dp)) ++n;
   ::closedir(dp);
   EXPECT_EQ(n, 9);
-  j = counts(*m);
-  EXPECT_EQ(j["fop_hits"][8], 1);
-  EXPECT_GE(j["fop_hits"][10].get<int>() + j["fop_hits"][11].get<int>(), 1);
+  const FsMetricsSnapshot listed = m->snapshot();
+  EXPECT_EQ(listed.fop_hits[8], 1u);
+  EXPECT_GE(listed.fop_hits[10] + listed.fop_hits[11], 1u);
 }
 
 TEST_F(FuseMountTest, ReadErrorsAreCountedAndReported) {
@@ -477,8 +474,7 @@ TEST_F(FuseMountTest, ReadErrorsAreCountedAndReported) {
   ::close(fd);
   EXPECT_EQ(m->fop_errors(Fop::kRead), 1u);
   EXPECT_EQ(m->fop_hits(Fop::kRead), 0u);
-  auto j = counts(*m);
-  EXPECT_EQ(j["block_count_read"], (std::vector<std::uint64_t>(8, 0)));
+  EXPECT_EQ(m->snapshot().block_count_read, (std::array<std::uint64_t, kBucketCount>{}));
   std::lock_guard lock(events_mu_);
   ASSERT_EQ(events_.size(), 1u);
   EXPECT_NE(events_[0].find("/e: read inode 2"), std::string::npos) << events_[0];
@@ -527,9 +523,7 @@ TEST_F(FuseMountTest, InflightShowsARequestBlockedInTheSource) {
   EXPECT_EQ(seen[0].inode & kLocalMask, 2u);
   EXPECT_GT(seen[0].unique, 0u);
   EXPECT_GT(seen[0].timestamp_secs, 1600000000u);
-  auto j = nlohmann::json::parse(FuseServer::inflight_json(seen));
-  EXPECT_EQ(j[0].size(), 4u);
-  EXPECT_EQ(j[0]["opcode"], 15);
+  EXPECT_EQ(seen[0].opcode, 15u);  // its §4.8 JSON: tests/daemon/metrics_json_test.cc
   finish.f();
   finish.f = [] {};
   EXPECT_TRUE(testutil::eventually([&] { return reads_inflight().empty(); }));

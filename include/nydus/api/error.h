@@ -38,6 +38,15 @@ struct DaemonError {
   // Other("<message>"): the message keeps upstream's sentence and adds detail.
   static DaemonError other(ErrorCode code, std::string message) { return {Kind::kOther, std::move(message), code}; }
   static DaemonError from(const Error& e) { return other(e.code(), e.message()); }
+  // Upstream's NotFound, AlreadyExists and FsTypeMismatch, in HEAD's words
+  // (contract §2.5): the only place these sentences are written.
+  static DaemonError not_found() { return other(ErrorCode::kNotFound, "object or filesystem doesn't exist"); }
+  static DaemonError already_exists() {
+    return other(ErrorCode::kAlreadyExists, "object or filesystem already exists");
+  }
+  static DaemonError fs_type_mismatch() {
+    return other(ErrorCode::kInvalidArgument, "filesystem type mismatch, expect RAFS");
+  }
   static DaemonError upgrade_manager(std::string what) {
     return {Kind::kUpgradeManager, std::move(what), ErrorCode::kInternal};
   }

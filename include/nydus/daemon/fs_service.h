@@ -6,7 +6,8 @@
 // calls it, and turns its errors into the contract's Mount(…)/Metrics(…)
 // answers. Without a service (API-only nydusd) those routes answer 501.
 //
-// Errors, by code, and how the API reports them:
+// Errors, by code, and how the API reports them (the daemon writes the
+// contract's sentences; a service's own message only says what it found):
 //   kAlreadyExists -> 500 Other("object or filesystem already exists")
 //   kNotFound      -> 500 Other("object or filesystem doesn't exist") (metrics: 404 NoCounter)
 //   kUnsupported   -> 501 MountFilesystem(Unsupported)
@@ -61,7 +62,8 @@ class FsService {
   // would answer differently; lets the daemon cache what it builds from it.
   virtual std::uint64_t mounts_generation() const = 0;
 
-  // Metrics as the JSON texts of contract §4.3–§4.7. `id` selects the
+  // Metrics as the JSON texts of contract §4.3–§4.7 (rendered by
+  // daemon/metrics_json.h from the layers' snapshots). `id` selects the
   // instance by mountpoint; without it there must be exactly one
   // instance. kNotFound when no instance matches (-> 404 NoCounter).
   virtual Result<std::string> global_metrics(const std::optional<std::string>& id) = 0;
@@ -71,8 +73,8 @@ class FsService {
   virtual Result<std::string> blobcache_metrics(const std::optional<std::string>& id) = 0;
   // In-flight FUSE requests (§4.8); nullopt when none (-> 204).
   virtual std::optional<std::string> inflight_metrics() = 0;
-  // RAFS super-block summary (§4.9). kNotFound: nothing mounted; kInvalidArgument
-  // with "filesystem type mismatch, expect RAFS" for a passthrough instance.
+  // RAFS super-block summary (§4.9). kNotFound: nothing mounted; kInvalidArgument:
+  // a passthrough instance (the API answers "filesystem type mismatch, expect RAFS").
   virtual Result<std::string> backend_info(const std::string& mountpoint) = 0;
   // New registry credentials (PUT /api/v1/config registry_auth, base64
   // user:pass) for the instance mounted at `id`, or every instance without

@@ -1,5 +1,6 @@
 // Per-instance filesystem metrics (contract §4.3–§4.5), fed by real FUSE
-// operations through PseudoFs.
+// operations through PseudoFs. Read as plain snapshots; the daemon renders
+// them as the routes' JSON (daemon/metrics_json.h).
 //
 // Semantics (documented in docs/fuse.md; differs from upstream, §10 #26):
 //   * fop_hits counts successful operations, fop_errors failed ones, both
@@ -10,7 +11,7 @@
 //   * nr_opens: +1 per successful open, -1 per release of a file.
 // Per-file stats, latest-read files and access patterns are kept only when
 // enabled (config rafs.iostats_files / latest_read_files / access_pattern);
-// otherwise their JSON is `{}` / `[]` / `[]` and the hot path touches only
+// otherwise their snapshots are empty and the hot path touches only
 // atomic counters. Keys are instance-local inode numbers; a per-file entry
 // lives from file_seen() until file_forgotten() (the instance freed the inode).
 //
@@ -28,6 +29,7 @@
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 namespace nydus::fs {
 
@@ -49,6 +51,37 @@ struct FsMetricsOptions {
 std::size_t size_bucket(std::uint64_t size);
 // §4.3 latency bucket of `micros`.
 std::size_t latency_bucket(std::uint64_t micros);
+
+// §4.3 counters of one instance at one moment.
+struct FsMetricsSnapshot {
+  std::string id;
+  FsMetricsOptions options;
+  std::uint64_t nr_opens = 0;  // never below 0 (a release without its open counts nothing)
+  std::uint64_t data_read = 0;
+  std::array<std::uint64_t, kBucketCount> block_count_read{};
+  std::array<std::uint64_t, kFopCount> fop_hits{};
+  std::array<std::uint64_t, kFopCount> fop_errors{};
+  std::array<std::uint64_t, kFopCount> fop_cumulative_latency{};  // microseconds; Read only
+  std::array<std::uint64_t, kBucketCount> read_latency_dist{};
+};
+
+// §4.4 counters of one file (instance inode `ino`).
+struct FileMetricsSnapshot {
+  std::uint64_t ino = 0;
+  std::uint64_t total_fops = 0;
+  std::uint64_t data_read = 0;
+  std::array<std::uint64_t, kBucketCount> block_count_read{};
+  std::array<std::uint64_t, kFopCount> fop_hits{};
+  std::array<std::uint64_t, kFopCount> fop_errors{};
+};
+
+// §4.5 first read of one file.
+struct AccessPattern {
+  std::uint64_t ino = 0;
+  std::uint64_t nr_read = 0;
+  std::uint64_t first_access_secs = 0;
+  std::uint32_t first_access_nanos = 0;
+};
 
 class FsMetrics {
  public:
@@ -73,24 +106,19 @@ class FsMetrics {
   void released() { nr_opens_.fetch_sub(1, std::memory_order_relaxed); }
 
   // §4.3 global stats.
-  std::string global_json() const;
-  // §4.4 per-file object ({} when disabled).
-  std::string files_json() const;
-  // §4.4 latest=true: runs of inodes read since the previous call; clears the set.
-  std::string take_latest_read_files_json();
-  // §4.5 access patterns ([] when disabled).
-  std::string access_patterns_json() const;
+  FsMetricsSnapshot snapshot() const;
+  // §4.4 per-file stats by ascending inode (empty when disabled).
+  std::vector<FileMetricsSnapshot> files() const;
+  // §4.4 latest=true: the inodes read since the previous call, ascending; clears the set.
+  std::vector<std::uint64_t> take_latest_read_files();
+  // §4.5 access patterns by ascending inode (empty when disabled).
+  std::vector<AccessPattern> access_patterns() const;
 
   std::uint64_t fop_hits(Fop fop) const;
   std::uint64_t fop_errors(Fop fop) const;
 
  private:
   struct FileStats;
-  struct Pattern {
-    std::uint64_t nr_read = 0;
-    std::uint64_t first_secs = 0;
-    std::uint32_t first_nanos = 0;
-  };
   std::shared_ptr<FileStats> file(std::uint64_t ino) const;
 
   const std::string id_;
@@ -109,7 +137,7 @@ class FsMetrics {
   std::mutex latest_mu_;
   std::set<std::uint64_t> latest_;  // guarded by latest_mu_
   mutable std::mutex pattern_mu_;
-  std::map<std::uint64_t, Pattern> patterns_;  // guarded by pattern_mu_
+  std::map<std::uint64_t, AccessPattern> patterns_;  // guarded by pattern_mu_
 };
 
 }  // namespace nydus::fs

@@ -165,8 +165,6 @@ class FuseServer final : public Invalidator {
   const std::string& mountpoint() const { return mountpoint_; }
   // Requests being handled now, one per busy worker (never a null element, §10 #25).
   std::vector<InflightRequest> inflight() const;
-  // The §4.8 JSON array of `reqs`.
-  static std::string inflight_json(const std::vector<InflightRequest>& reqs);
 
   void inval_entry(std::uint64_t parent, const std::string& name) override;
   void inval_inode(std::uint64_t node) override;

@@ -29,6 +29,18 @@
 
 namespace nydus::storage {
 
+// §4.6 counters of one backend at one moment (the daemon renders them).
+struct BackendMetricsSnapshot {
+  std::string backend_type;
+  std::uint64_t read_count = 0;
+  std::uint64_t read_errors = 0;
+  std::uint64_t read_amount_total = 0;
+  std::uint64_t read_cumulative_latency_millis_total = 0;
+  std::array<std::uint64_t, 8> read_cumulative_latency_millis_dist{};  // by size bucket
+  std::array<std::uint64_t, 8> read_count_block_size_dist{};           // by size bucket
+  std::array<std::array<std::uint64_t, 8>, 8> read_latency_sizes_dist{};  // [size bucket][latency bucket]
+};
+
 // Backend read counters, §4.6. Updated with relaxed atomics.
 class BackendMetrics {
  public:
@@ -37,8 +49,7 @@ class BackendMetrics {
   // Records one read call of `requested` bytes that took `micros`.
   void record(std::uint64_t requested, std::uint64_t micros, bool ok);
 
-  // {"backend_type":…, "read_count":…, …} exactly as §4.6 (no "id").
-  std::string to_json() const;
+  BackendMetricsSnapshot snapshot() const;
 
   const std::string& backend_type() const { return backend_type_; }
   std::uint64_t read_count() const { return read_count_.load(); }

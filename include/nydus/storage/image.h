@@ -39,7 +39,7 @@
 namespace nydus::storage {
 
 // Superblock fields (EROFS superblock + nydus extension), for inspection and
-// super_block_info_json().
+// super_block_info().
 struct SuperBlock {
   bool rafs = false;  // nydus extension present (feature_compat 0x4000_0000)
   std::uint32_t feature_compat = 0, feature_incompat = 0;
@@ -133,6 +133,28 @@ struct BlobCacheStats {
   std::vector<std::string> underlying_files;  // `.blob.data` / `.blob.raw` files opened so far
   std::uint64_t total = 0, whole_hits = 0, partial_hits = 0, entries_count = 0;
   bool data_all_ready = false;  // every blob's cache open and all its chunks ready
+};
+
+// The super block as upstream's RafsSuperMeta describes a v6 image (§4.9):
+// version 0x600, sb_size the EROFS superblock's, root_inode the root nid,
+// prefetch entries = table bytes / 4. Fields only v5 images have are not
+// kept (they are 0 for every image this reader opens).
+struct SuperBlockInfo {
+  std::uint32_t magic = 0;
+  std::uint32_t version = 0;
+  std::uint32_t sb_size = 0;
+  std::uint64_t root_inode = 0;
+  std::uint32_t chunk_size = 0;
+  std::uint64_t inodes_count = 0;
+  std::uint64_t flags = 0;
+  std::uint32_t blob_table_size = 0;
+  std::uint64_t blob_table_offset = 0;
+  std::uint64_t prefetch_table_offset = 0;
+  std::uint32_t prefetch_table_entries = 0;
+  std::uint32_t meta_blkaddr = 0;
+  std::uint16_t root_nid = 0;
+  std::uint64_t chunk_table_offset = 0;
+  std::uint64_t chunk_table_size = 0;
 };
 
 // A chunk of a data blob: blob table index and chunk (CI) index.
@@ -231,9 +253,8 @@ class Image {
   Result<std::uint32_t> fetch_chunks(std::uint32_t blob_index, std::uint32_t first, std::uint32_t count,
                                      std::uint64_t max_request_bytes, std::uint32_t* requests = nullptr) const;
 
-  // §4.9 JSON of `GET /api/v1/daemon/backend`. Timeouts in seconds.
-  std::string super_block_info_json(std::uint64_t attr_timeout_secs = 1ull << 32,
-                                    std::uint64_t entry_timeout_secs = 1ull << 32) const;
+  // §4.9 summary (`GET /api/v1/daemon/backend`; the daemon renders it).
+  SuperBlockInfo super_block_info() const;
 
   struct Impl;
 

@@ -1,0 +1,2 @@
+// fine: allowed by name in CheckLayering.cmake (the registry's token reply).
+#include <nlohmann/json.hpp>
