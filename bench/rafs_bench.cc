@@ -89,27 +89,22 @@ double random_read(const std::string& path, const std::vector<off_t>& offsets) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
-// FUSE read counters of one instance (FsMetrics): requests, bytes, microseconds
-// in the daemon; and its blob cache's read-ahead hints and the bytes they cover.
+// FUSE read counters of one instance (FsMetrics): requests, bytes, microseconds in the daemon.
 struct Counters {
-  double reads = 0, bytes = 0, us = 0, hints = 0, hinted = 0;
-  Counters operator-(const Counters& o) const {
-    return {reads - o.reads, bytes - o.bytes, us - o.us, hints - o.hints, hinted - o.hinted};
-  }
+  double reads = 0, bytes = 0, us = 0;
+  Counters operator-(const Counters& o) const { return {reads - o.reads, bytes - o.bytes, us - o.us}; }
   Counters& operator+=(const Counters& o) {
-    reads += o.reads, bytes += o.bytes, us += o.us, hints += o.hints, hinted += o.hinted;
+    reads += o.reads, bytes += o.bytes, us += o.us;
     return *this;
   }
 };
 
-Counters counters_of(const nydus::fs::FsMetrics* m, const nydus::fs::RafsFs* fs) {
+Counters counters_of(const nydus::fs::FsMetrics* m) {
   if (!m) return {};
   auto j = nlohmann::json::parse(m->global_json());
   constexpr int kRead = 4;  // index of Read in the fop arrays
-  const nydus::storage::BlobCacheStats bc = fs->image().blob_cache_stats();
   return {j["fop_hits"][kRead].get<double>(), j["data_read"].get<double>(),
-          j["fop_cumulative_latency_total"][kRead].get<double>(), double(bc.readahead_hints),
-          double(bc.readahead_bytes)};
+          j["fop_cumulative_latency_total"][kRead].get<double>()};
 }
 
 double median(std::vector<double> v) {
@@ -182,7 +177,6 @@ int main(int argc, char** argv) {
   stdfs::remove_all(cache_dir);
   stdfs::create_directories(cache_dir);
   std::vector<std::shared_ptr<nydus::fs::FsMetrics>> metrics;  // per image: the daemon's side of every pass
-  std::vector<std::shared_ptr<nydus::fs::RafsFs>> instances;
   for (const Image& im : images) {
     nydus::config::LocalFsConfig lc;
     lc.dir = im.blobs;
@@ -201,7 +195,6 @@ int main(int argc, char** argv) {
       return 1;
     }
     metrics.push_back(std::make_shared<nydus::fs::FsMetrics>("/" + im.name, nydus::fs::FsMetricsOptions{}));
-    instances.push_back(*fs);
     (void)pseudo.attach("/" + im.name, *fs, metrics.back());
   }
   nydus::fs::FuseServerOptions fo;
@@ -241,18 +234,15 @@ int main(int argc, char** argv) {
       fill_failed = true;
     }
   std::vector<std::vector<double>> seq(sides), rnd(sides);
-  auto counters = [&](std::size_t k) {
-    return k == 0 ? Counters{} : counters_of(metrics[k - 1].get(), instances[k - 1].get());
-  };
   std::vector<Counters> seq_reads(sides), rnd_reads(sides);
   for (int r = 0; r < rounds && !fill_failed; ++r) {
     for (std::size_t i = 0; i < sides; ++i) {
       std::size_t k = (i + std::size_t(r)) % sides;  // rotate the order from round to round
-      Counters c0 = counters(k);
+      Counters c0 = counters_of(k == 0 ? nullptr : metrics[k - 1].get());
       seq[k].push_back(seq_read(paths[k]));
-      Counters c1 = counters(k);
+      Counters c1 = counters_of(k == 0 ? nullptr : metrics[k - 1].get());
       rnd[k].push_back(random_read(paths[k], offsets));
-      Counters c2 = counters(k);
+      Counters c2 = counters_of(k == 0 ? nullptr : metrics[k - 1].get());
       seq_reads[k] += c1 - c0;
       rnd_reads[k] += c2 - c1;
     }
@@ -279,14 +269,9 @@ int main(int argc, char** argv) {
       double passes = double(rounds), wall = 0;
       for (double t : *times) wall += t;
       std::printf("# %s, %s: %.0f FUSE reads of %.0f KiB per pass, %.0f us each in the daemon, "
-                  "daemon time %.0f%% of the pass",
+                  "daemon time %.0f%% of the pass\n",
                   labels[i].c_str(), kind, c->reads / passes, c->bytes / std::max(c->reads, 1.0) / 1024,
                   c->us / std::max(c->reads, 1.0), 100 * c->us / 1e6 / wall);
-      if (images[i - 1].blob_cache) {
-        std::printf(", %.0f read-ahead hints of %.0f KiB", c->hints / passes,
-                    c->hinted / std::max(c->hints, 1.0) / 1024);
-      }
-      std::printf("\n");
     }
   }
   sh("umount '" + kmnt + "'");

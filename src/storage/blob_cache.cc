@@ -90,11 +90,6 @@ bool BlobCacheFile::read(std::uint32_t index, const ChunkInfo& c, std::uint64_t 
   return true;
 }
 
-bool BlobCacheFile::will_need(std::uint64_t off, std::uint64_t len) const {
-  if (!usable() || off > size_ || len > size_ - off) return false;
-  return ::posix_fadvise(fd_, off_t(off), off_t(len), POSIX_FADV_WILLNEED) == 0;
-}
-
 Result<void> BlobCacheFile::write_at(std::uint64_t off, std::span<const std::uint8_t> bytes) {
   if (!usable()) return fail(ErrorCode::kIo, "blob cache is bypassed after its file was cut short");
   if (off > size_ || bytes.size() > size_ - off) return fail(ErrorCode::kCorrupt, "chunk beyond the blob cache file");

@@ -48,11 +48,6 @@ struct BlobState {
   std::shared_ptr<BlobCacheFile> cache;    // guarded by mu, set once
   std::atomic<BlobCacheFile*> cache_ptr{nullptr};  // published after `cache`
   std::atomic<bool> cache_failed{false};   // opening failed: this image reads without it
-  // Sequential-hit detection for the cache file's read-ahead (read_ahead()):
-  // the last chunk hit (high 32 bits) and how many hits in a row each
-  // followed the one before (low 32 bits); and the end of the chunks hinted.
-  std::atomic<std::uint64_t> hit_run{~0ull << 32};
-  std::atomic<std::uint32_t> hinted_end{0};
 };
 
 struct Image::Impl {
@@ -70,7 +65,6 @@ struct Image::Impl {
   std::uint64_t serial = 0;  // distinguishes images in a shared chunk cache
   // Blob cache read counters (BlobCacheStats), relaxed.
   mutable std::atomic<std::uint64_t> cache_total{0}, cache_whole_hits{0}, cache_partial_hits{0};
-  mutable std::atomic<std::uint64_t> readahead_hints{0}, readahead_bytes{0};
   mutable std::atomic<std::uint64_t> reads_in_flight{0};  // Image::read() calls now, for prefetch
   // Limits options.on_cache_error to one report a minute (set in from_bytes).
   std::unique_ptr<RateLimiter> cache_report_limit;
@@ -94,9 +88,6 @@ struct Image::Impl {
   // `hit` is set when the chunk was ready in the blob cache.
   Result<void> read_rafs_chunk(std::uint32_t blob_index, std::uint32_t ci_index, std::uint64_t in_chunk,
                                std::span<std::uint8_t> out, bool& hit) const;
-  // After a hit on chunk `ci_index`: when the hits on this blob run in order,
-  // hints the kernel to read the next ready chunks' bytes of the cache file.
-  void read_ahead(std::uint32_t blob_index, std::uint32_t ci_index) const;
 
   // chunk_fetch.cc
   // Fetches chunk `index` (which the caller is loading through the chunk

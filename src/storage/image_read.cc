@@ -26,7 +26,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -76,24 +75,6 @@ void write_cache_file(const std::string& path, const std::vector<std::uint8_t>& 
   bool ok = left == 0 && ::fchmod(fd, 0644) == 0;
   ok = ::close(fd) == 0 && ok;
   if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) ::unlink(tmp.c_str());
-}
-
-// How far ahead of a sequential reader's hits the cache file is read: eight
-// 1 MiB chunks (nydus's default size); the bytes go to the page cache only.
-constexpr std::uint64_t kReadAheadBytes = 8u << 20;
-// Hits in a row, each on the chunk after the one before, that make a reader
-// sequential: a random reader lands on the next chunk once in a while by
-// chance (1 read in 256 with 256 chunks), twice in a row seldom.
-constexpr std::uint32_t kSequentialRun = 2;
-
-// BlobState::hit_run after a hit on chunk `ci`: the next chunk lengthens the
-// run; the same chunk, or the one before (FUSE workers finishing requests out
-// of order), keeps it; any other chunk starts a new one.
-std::uint64_t next_hit_run(std::uint64_t state, std::uint32_t ci) {
-  const std::uint32_t last = std::uint32_t(state >> 32), run = std::uint32_t(state);
-  if (ci == last || ci + 1 == last) return state;
-  const bool next = last != UINT32_MAX && ci == last + 1;
-  return std::uint64_t(ci) << 32 | (next ? std::min(run + 1, kSequentialRun) : 0);
 }
 
 }  // namespace
@@ -221,51 +202,6 @@ Result<void> Image::Impl::read_rafs_chunk(std::uint32_t blob_index, std::uint32_
   return {};
 }
 
-void Image::Impl::read_ahead(std::uint32_t blob_index, std::uint32_t ci_index) const {
-  BlobState& st = *blob_states[blob_index];
-  std::uint64_t state = st.hit_run.load(std::memory_order_relaxed), now;
-  do {
-    now = next_hit_run(state, ci_index);
-  } while (now != state && !st.hit_run.compare_exchange_weak(state, now, std::memory_order_relaxed));
-  if (std::uint32_t(now) < kSequentialRun) return;
-  const std::vector<ChunkInfo>* infos = st.meta.load(std::memory_order_acquire);
-  const BlobCacheFile* cache = st.cache_ptr.load(std::memory_order_acquire);
-  if (!infos || !cache || !cache->usable() || ci_index >= infos->size()) return;
-  // The window in chunks, from the image's chunk size (no chunk is larger).
-  const std::uint64_t window = std::clamp<std::uint64_t>(kReadAheadBytes / std::max<std::uint64_t>(sb.chunk_size, 1), 1, 1024);
-  const std::uint64_t end = std::min<std::uint64_t>(infos->size(), std::uint64_t(ci_index) + 1 + window);
-  // Claim [from, to): the ready chunks after what an earlier hit of this run
-  // hinted (a mark outside this window is another run's: the reader moved).
-  // A chunk not ready yet ends it; a later hit hints it once it is loaded.
-  std::uint32_t hinted = st.hinted_end.load(std::memory_order_relaxed);
-  std::uint64_t from, to;
-  do {
-    const bool ours = hinted > ci_index && hinted <= end + window;
-    from = to = ours ? hinted : std::uint64_t(ci_index) + 1;
-    while (to < end && cache->is_ready(std::uint32_t(to))) ++to;
-    if (to == from) return;
-  } while (!st.hinted_end.compare_exchange_weak(hinted, std::uint32_t(to), std::memory_order_relaxed));
-  // One hint per range of chunks that lie end to end in the cache file.
-  std::uint64_t start = 0, len = 0;
-  auto hint = [&] {
-    if (len > 0 && cache->will_need(start, len)) {
-      readahead_hints.fetch_add(1, std::memory_order_relaxed);
-      readahead_bytes.fetch_add(len, std::memory_order_relaxed);
-    }
-  };
-  for (std::uint64_t j = from; j < to; ++j) {
-    const ChunkInfo& c = (*infos)[j];
-    if (len > 0 && cache->offset_of(c) == start + len) {
-      len += cache->size_of(c);
-      continue;
-    }
-    hint();
-    start = cache->offset_of(c);
-    len = cache->size_of(c);
-  }
-  hint();
-}
-
 Result<std::size_t> Image::Impl::read_file(const InodeRec& r, std::uint64_t offset, std::span<std::uint8_t> out) const {
   if (offset >= r.size || out.empty()) return std::size_t(0);
   const std::size_t n = std::size_t(std::min<std::uint64_t>(out.size(), r.size - offset));
@@ -323,7 +259,6 @@ Result<std::size_t> Image::Impl::read_file(const InodeRec& r, std::uint64_t offs
       if (device == 0) return tl::unexpected(corrupt("inode " + std::to_string(r.nid) + ": chunk on device 0"));
       bool hit = false;
       if (auto rc = read_rafs_chunk(device - 1, ci_index, in, dst, hit); !rc) return tl::unexpected(rc.error());
-      if (hit) read_ahead(device - 1, ci_index);
       ++rafs_chunks;
       cache_hits += hit;
     } else {
@@ -361,8 +296,6 @@ BlobCacheStats Image::blob_cache_stats() const {
   s.total = impl_->cache_total.load(std::memory_order_relaxed);
   s.whole_hits = impl_->cache_whole_hits.load(std::memory_order_relaxed);
   s.partial_hits = impl_->cache_partial_hits.load(std::memory_order_relaxed);
-  s.readahead_hints = impl_->readahead_hints.load(std::memory_order_relaxed);
-  s.readahead_bytes = impl_->readahead_bytes.load(std::memory_order_relaxed);
   s.data_all_ready = true;
   for (std::size_t i = 0; i < impl_->blobs.size(); ++i) {
     const BlobCacheFile* f = impl_->blob_states[i]->cache_ptr.load(std::memory_order_acquire);

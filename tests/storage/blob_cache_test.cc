@@ -240,45 +240,6 @@ TEST_F(BlobCacheTest, StatsCountReadsHitsAndAllReady) {
   EXPECT_FALSE((*direct)->blob_cache_stats().enabled);
 }
 
-// Hits that follow each other chunk by chunk have the next ready chunks of
-// `.blob.data` read ahead by the kernel (posix_fadvise WILLNEED, counted);
-// hits that jump around, and chunks not in the cache yet, get no hint.
-TEST_F(BlobCacheTest, SequentialHitsReadTheCacheFileAheadRandomOnesDoNot) {
-  auto registry = std::make_shared<BlobCacheRegistry>();
-  auto fill = open_image(registry);
-  ASSERT_TRUE(fill);
-  expect_all_files(*fill);  // amplify_io 0: the chunk after each one read is never ready yet
-  EXPECT_EQ(fill->blob_cache_stats().readahead_hints, 0u);
-  ASSERT_TRUE(fill->blob_cache_stats().data_all_ready);
-
-  const std::uint64_t chunk = 64 << 10, size = files_["/random.bin"].size(), chunks = (size + chunk - 1) / chunk;
-  ASSERT_EQ(chunks, 5u);
-  auto jumping = open_image(registry);
-  ASSERT_TRUE(jumping);
-  auto rnd = jumping->lookup(jumping->root_ino(), "random.bin");
-  ASSERT_TRUE(rnd);
-  for (int pass = 0; pass < 3; ++pass) {
-    for (std::uint64_t k : {4, 2, 0, 3, 1}) {  // never the chunk after the one before
-      for (std::uint64_t off = k * chunk; off < std::min(size, (k + 1) * chunk); off += 4096) {
-        ASSERT_TRUE(jumping->read(rnd->ino, off, 4096));
-      }
-    }
-  }
-  EXPECT_EQ(jumping->blob_cache_stats().whole_hits, jumping->blob_cache_stats().total);
-  EXPECT_EQ(jumping->blob_cache_stats().readahead_hints, 0u);
-
-  auto in_order = open_image(registry);
-  ASSERT_TRUE(in_order);
-  for (std::uint64_t off = 0; off < size; off += 4096) ASSERT_TRUE(in_order->read(rnd->ino, off, 4096));
-  const BlobCacheStats s = in_order->blob_cache_stats();
-  EXPECT_EQ(s.whole_hits, s.total);
-  EXPECT_GE(s.readahead_hints, 1u);
-  // From the third chunk on the reader counts as sequential: the rest of the
-  // file is hinted (and whatever ready chunks follow it in the blob, within the window).
-  EXPECT_GE(s.readahead_bytes, size - 3 * chunk);
-  EXPECT_LE(s.readahead_bytes, cache_image_.size());
-}
-
 // A cache write that fails (here EFBIG past RLIMIT_FSIZE, as ENOSPC would)
 // leaves its chunk not ready: the read is still served from the backend and
 // no bit is ever set over data that was not written.

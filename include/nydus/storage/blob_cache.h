@@ -78,10 +78,6 @@ class BlobCacheFile {
   Result<void> store_range(std::uint64_t blob_offset, std::span<const std::uint8_t> packed);
   // Marks a chunk whose bytes store_range() wrote.
   Result<void> mark_ready(std::uint32_t index) { return map_->set_ready(index); }
-  // Asks the kernel to start reading `len` bytes at `off` of the cache file
-  // into the page cache (POSIX_FADV_WILLNEED: asynchronous, no data copied),
-  // so that a later read() finds them there. False if the kernel refused.
-  bool will_need(std::uint64_t off, std::uint64_t len) const;
 
   const ChunkMap& map() const { return *map_; }
   std::uint64_t data_size() const { return size_; }

@@ -133,9 +133,6 @@ struct BlobCacheStats {
   std::vector<std::string> underlying_files;  // `.blob.data` / `.blob.raw` files opened so far
   std::uint64_t total = 0, whole_hits = 0, partial_hits = 0, entries_count = 0;
   bool data_all_ready = false;  // every blob's cache open and all its chunks ready
-  // Read-ahead of the cache file for sequential hits: hints given to the
-  // kernel (one per contiguous range of ready chunks) and the bytes they cover.
-  std::uint64_t readahead_hints = 0, readahead_bytes = 0;
 };
 
 // A chunk of a data blob: blob table index and chunk (CI) index.
