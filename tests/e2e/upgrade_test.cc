@@ -413,7 +413,7 @@ TEST_F(PassthroughUpgradeTest, HotUpgradeKeepsPassthroughIdsAndOpenFiles) {
   const std::string& held_path = files[kFiles.size() + 1].first;
   int held = ::open(held_path.c_str(), O_RDONLY | O_CLOEXEC);
   ASSERT_GE(held, 0);
-  int pt_dir = ::open((mnt_ + "/pt").c_str(), O_RDONLY | O_DIRECTORY);
+  int pt_dir = ::open((mnt_ + "/pt").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   ASSERT_GE(pt_dir, 0);
   std::map<std::string, ino_t> inos;
   for (const auto& p : {files[kFiles.size()].first, files.back().first, mnt_ + "/pt", mnt_ + "/pt/src/sub"}) inos[p] = ino_of(p);
@@ -454,7 +454,7 @@ TEST_F(PassthroughUpgradeTest, FailoverAfterKill9KeepsPassthroughIdsAndOpenFiles
   std::ofstream(late) << "late file";
   int held = ::open((mnt_ + "/pt/src/late.txt").c_str(), O_RDONLY | O_CLOEXEC);
   ASSERT_GE(held, 0);
-  int pt_dir = ::open((mnt_ + "/pt").c_str(), O_RDONLY | O_DIRECTORY);
+  int pt_dir = ::open((mnt_ + "/pt").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   ASSERT_GE(pt_dir, 0);
   std::map<std::string, ino_t> inos;
   for (const auto& p : {files[kFiles.size()].first, files.back().first, mnt_ + "/pt/src/late.txt"}) inos[p] = ino_of(p);
